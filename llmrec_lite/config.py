@@ -1,0 +1,54 @@
+"""Where data, caches and models are found.
+
+Data root, in order: an explicit argument -> the ``LLMREC_DATA_DIR`` environment variable -> the
+repository's ``data/`` folder. The cache (embeddings, LLM generations) lives in ``LLMREC_CACHE_DIR``
+or ``<repo>/.cache``.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_ENV = "LLMREC_DATA_DIR"
+CACHE_ENV = "LLMREC_CACHE_DIR"
+SMOKE_ENV = "LLMREC_SMOKE"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    return REPO_ROOT / "data"
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    d = Path(path or os.environ.get(CACHE_ENV) or REPO_ROOT / ".cache").expanduser()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def smoke() -> bool:
+    """True when notebooks/tests should shrink epochs and sizes (``LLMREC_SMOKE=1``)."""
+    return os.environ.get(SMOKE_ENV, "0").lower() not in ("", "0", "false", "no")
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

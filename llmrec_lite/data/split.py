@@ -1,0 +1,193 @@
+"""Split protocols, head/tail groups, sequences and the CTR view — shared by every model.
+
+(a) ``random_split``: per user, shuffle and cut 80/10/10 (RecBole's RS + group_by user), for MF,
+    LightGCN and AlphaRec. (b) ``leave_one_out``: per user, by time, last item = test, the one
+    before = valid, for SASRec and the sequential papers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .dataset import DataError, Dataset
+
+STAGES = ("valid", "test")
+
+
+@dataclass
+class Split:
+    dataset: Dataset
+    protocol: str
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    seed: int | None = None
+    head_item_share: float = 0.2  # top 20% items by train interactions = head
+    tail_user_share: float = 0.8  # shortest 80% of users by train history = tail
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    def part(self, name: str) -> pd.DataFrame:
+        if name not in ("train", "valid", "test"):
+            raise ValueError(f"unknown part {name!r}; valid: train, valid, test")
+        return getattr(self, name)
+
+    def matrix(self, name: str) -> sp.csr_matrix:
+        """Binary user x item matrix of one part."""
+        df = self.part(name)
+        m = sp.csr_matrix((np.ones(len(df), np.float32), (df["user"], df["item"])),
+                          shape=(self.n_users, self.n_items))
+        m.data[:] = 1.0  # duplicates (repeat purchases) count once
+        return m
+
+    def seen(self, stage: str) -> sp.csr_matrix:
+        """Items masked when ranking for ``stage``: train (valid stage) or train + valid (test stage)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; valid: {STAGES}")
+        m = self.matrix("train")
+        if stage == "test":
+            m = m + self.matrix("valid")
+            m.data[:] = 1.0
+        return m
+
+    @cached_property
+    def item_popularity(self) -> np.ndarray:
+        return np.bincount(self.train["item"], minlength=self.n_items)
+
+    @cached_property
+    def user_history_length(self) -> np.ndarray:
+        return np.bincount(self.train["user"], minlength=self.n_users)
+
+    @cached_property
+    def head_items(self) -> np.ndarray:
+        """bool[n_items]: the top ``head_item_share`` of items by train interactions."""
+        order = np.argsort(-self.item_popularity, kind="stable")
+        head = np.zeros(self.n_items, bool)
+        head[order[: int(round(self.head_item_share * self.n_items))]] = True
+        return head
+
+    @cached_property
+    def tail_users(self) -> np.ndarray:
+        """bool[n_users]: the ``tail_user_share`` of users with the shortest train histories."""
+        order = np.argsort(self.user_history_length, kind="stable")
+        tail = np.zeros(self.n_users, bool)
+        tail[order[: int(round(self.tail_user_share * self.n_users))]] = True
+        return tail
+
+    def histories(self, name: str = "train") -> list[np.ndarray]:
+        """Per user, the items of a part in time order."""
+        df = self.part(name).sort_values(["user", "timestamp"], kind="stable")
+        bounds = np.searchsorted(df["user"].to_numpy(), np.arange(self.n_users + 1))
+        items = df["item"].to_numpy()
+        return [items[bounds[u]:bounds[u + 1]] for u in range(self.n_users)]
+
+    def sequences(self, stage: str, max_len: int) -> np.ndarray:
+        """int64[n_users, max_len]: each user's history before the ``stage`` target, as item id + 1,
+        left-padded with 0 and truncated to the most recent ``max_len`` items.
+
+        stage "train": the train history itself (a model predicts each next position);
+        "valid": train history; "test": train + valid history.
+        """
+        if stage not in ("train",) + STAGES:
+            raise ValueError(f"unknown stage {stage!r}; valid: train, valid, test")
+        hist = self.histories("train")
+        if stage == "test":
+            extra = self.histories("valid")
+            hist = [np.concatenate([h, e]) for h, e in zip(hist, extra)]
+        out = np.zeros((self.n_users, max_len), np.int64)
+        for u, h in enumerate(hist):
+            h = h[-max_len:]
+            if len(h):
+                out[u, max_len - len(h):] = h + 1
+        return out
+
+    def summary(self) -> str:
+        return (f"{self.dataset.name} / {self.protocol}: train {len(self.train)}, valid {len(self.valid)}, "
+                f"test {len(self.test)} interactions; {int(self.head_items.sum())} head items, "
+                f"{int(self.tail_users.sum())} tail users")
+
+
+def _parts(df: pd.DataFrame, label: np.ndarray) -> tuple[pd.DataFrame, ...]:
+    return tuple(df[label == k].reset_index(drop=True) for k in range(3))
+
+
+def random_split(ds: Dataset, ratios=(0.8, 0.1, 0.1), seed: int = 2020) -> Split:
+    """Per user: shuffle, then floor(ratio*n) valid and test items (at least 1 each when n >= 3)."""
+    if abs(sum(ratios) - 1) > 1e-9:
+        raise ValueError(f"ratios must sum to 1, got {ratios}")
+    rng = np.random.default_rng(seed)
+    df = ds.interactions
+    n = df.groupby("user")["item"].transform("size").to_numpy()
+    # rank of each interaction within its user after a random shuffle
+    key = rng.random(len(df))
+    rank = pd.Series(key).groupby(df["user"].to_numpy()).rank(method="first").to_numpy().astype(int) - 1
+    n_valid = np.floor(ratios[1] * n).astype(int)
+    n_test = np.floor(ratios[2] * n).astype(int)
+    small = n >= 3
+    n_valid = np.where(small, np.maximum(n_valid, 1 if ratios[1] > 0 else 0), 0)
+    n_test = np.where(small, np.maximum(n_test, 1 if ratios[2] > 0 else 0), 0)
+    n_train = n - n_valid - n_test
+    label = np.where(rank < n_train, 0, np.where(rank < n_train + n_valid, 1, 2))
+    train, valid, test = _parts(df, label)
+    return Split(ds, "random", train, valid, test, seed=seed, info={"ratios": list(ratios)})
+
+
+def leave_one_out(ds: Dataset) -> Split:
+    """Per user, in time order: last interaction = test, second last = valid, the rest = train.
+    Users with fewer than 3 interactions keep everything in train."""
+    df = ds.interactions.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+    n = df.groupby("user")["item"].transform("size").to_numpy()
+    pos_from_end = n - 1 - df.groupby("user").cumcount().to_numpy()
+    label = np.where(n < 3, 0, np.select([pos_from_end == 0, pos_from_end == 1], [2, 1], 0))
+    train, valid, test = _parts(df, label)
+    return Split(ds, "loo", train, valid, test)
+
+
+SPLITS = {"random": random_split, "loo": leave_one_out}
+
+
+def make_split(ds: Dataset, protocol: str, seed: int = 2020) -> Split:
+    if protocol not in SPLITS:
+        raise ValueError(f"unknown split {protocol!r}; valid: {sorted(SPLITS)}")
+    return random_split(ds, seed=seed) if protocol == "random" else leave_one_out(ds)
+
+
+@dataclass
+class CTRSplit:
+    """Click-through view (label = rating >= threshold) with each sample's earlier behaviours."""
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    max_history: int
+
+
+def ctr_view(ds: Dataset, threshold: float = 4, max_history: int = 20,
+             ratios=(0.8, 0.1, 0.1)) -> CTRSplit:
+    """Each interaction becomes (user, item, label, history): history = the user's up to
+    ``max_history`` previous items (any rating), in time order. Split per user by time 80/10/10,
+    so every test sample lies after the user's train samples."""
+    if ds.interactions["rating"].nunique() < 2:
+        raise DataError(f"{ds.name} has a single rating value: a CTR view needs explicit ratings "
+                        f"(e.g. MovieLens)")
+    df = ds.interactions.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+    items = df["item"].to_numpy()
+    start = df.groupby("user").cumcount().to_numpy()
+    history = [items[i - min(s, max_history):i].tolist() for i, s in enumerate(start)]
+    n = df.groupby("user")["item"].transform("size").to_numpy()
+    frac = start / n
+    label = np.where(frac < ratios[0], 0, np.where(frac < ratios[0] + ratios[1], 1, 2))
+    out = pd.DataFrame({"user": df["user"], "item": df["item"],
+                        "label": (df["rating"] >= threshold).astype(np.float32), "history": history})
+    train, valid, test = _parts(out, label)
+    return CTRSplit(train, valid, test, max_history)

@@ -1,0 +1,146 @@
+"""One evaluator for every model: full-ranking Recall/NDCG/HR@K with seen items masked, per
+head/tail group; AUC and LogLoss for CTR.
+
+Definitions (per user u with target set T_u, ranked list R_u of the top K unseen items):
+    HR@K     = 1[|R_u ∩ T_u| > 0]
+    Recall@K = |R_u ∩ T_u| / |T_u|
+    NDCG@K   = sum_{r in 1..K, R_u[r] in T_u} 1/log2(r+1)  /  sum_{r=1}^{min(|T_u|,K)} 1/log2(r+1)
+averaged over users with at least one target (as in RecBole). Groups: a user group averages over
+its users; an item group keeps only the targets in that group (users with none are skipped), so with
+one target per user (leave-one-out) each user counts in the group of its target item.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .data.split import Split
+
+REPORT_KS = (10, 20)
+GROUPS = ("head_users", "tail_users", "head_items", "tail_items")
+
+
+def topk_hits(scores: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the top-k items per row and whether each is a target: (idx [B,k], hit bool [B,k])."""
+    idx = torch.topk(scores, k=min(k, scores.shape[1]), dim=1).indices
+    return idx, torch.gather(targets, 1, idx)
+
+
+def ranking_metrics(hits: torch.Tensor, n_targets: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Per-user HR/Recall/NDCG@k from a hit matrix ordered by rank ([B, >=max(ks)]) and |T_u|."""
+    hits = hits.float()
+    discount = 1.0 / torch.log2(torch.arange(2, hits.shape[1] + 2, dtype=torch.float32, device=hits.device))
+    ideal = torch.cumsum(discount, 0)
+    n = n_targets.float().clamp(min=1)
+    out = {}
+    for k in ks:
+        h = hits[:, :k]
+        n_hit = h.sum(1)
+        out[f"hr@{k}"] = (n_hit > 0).float()
+        out[f"recall@{k}"] = n_hit / n
+        idcg = ideal[(torch.minimum(n_targets, torch.tensor(k)).clamp(min=1) - 1).long()]
+        out[f"ndcg@{k}"] = (h * discount[:k]).sum(1) / idcg
+    return out
+
+
+def _dense_rows(m: sp.csr_matrix, rows: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(m[rows].toarray() > 0).to(device)
+
+
+@torch.no_grad()
+def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, split: Split,
+             stage: str = "test", ks: Sequence[int] = REPORT_KS, batch_size: int = 1024,
+             device="cpu", mask_seen: bool = True, n_negatives: int | None = None,
+             seed: int = 0, groups: bool = True) -> dict:
+    """Rank all items for every user with a ``stage`` target and average the metrics.
+
+    score_fn: a model with ``score_all(users, stage)`` or a function (users, stage) -> [B, n_items].
+    mask_seen: exclude train (and, at test, valid) items from the ranking (default, as RecBole).
+    n_negatives: if set, rank each target among this many sampled unseen non-target items instead of
+        all items (the "100 sampled negatives" protocol of several papers; full ranking is stricter).
+    """
+    model = score_fn if hasattr(score_fn, "score_all") else None
+    fn = model.score_all if model is not None else score_fn
+    was_training = getattr(model, "training", False)
+    if model is not None:
+        model.eval()
+    device = torch.device(device)
+    targets = split.matrix(stage)
+    seen = split.seen(stage)
+    users = np.flatnonzero(np.diff(targets.indptr) > 0)
+    head_items = torch.from_numpy(split.head_items).to(device)
+    kmax = max(ks)
+    rng = np.random.default_rng(seed)
+    per_user: dict[str, list] = {}
+    parts: dict[str, list] = {g: [] for g in ("head_items", "tail_items")}
+    for start in range(0, len(users), batch_size):
+        batch = users[start:start + batch_size]
+        scores = fn(torch.from_numpy(batch).to(device), stage).float().clone()
+        tgt = _dense_rows(targets, batch, device)
+        if mask_seen:
+            seen_b = _dense_rows(seen, batch, device)
+            scores[seen_b] = -torch.inf  # a repeat target (seen before) is unreachable, as in RecBole
+        if n_negatives is not None:
+            allowed = tgt.clone()
+            free = (~tgt) & torch.isfinite(scores)
+            noise = torch.from_numpy(rng.random(free.shape, dtype=np.float32)).to(device)
+            noise[~free] = -1
+            allowed.scatter_(1, torch.topk(noise, n_negatives, dim=1).indices, True)
+            scores[~allowed] = -torch.inf
+        idx, hit = topk_hits(scores, tgt, kmax)
+        for name, v in ranking_metrics(hit, tgt.sum(1), ks).items():
+            per_user.setdefault(name, []).append(v.cpu())
+        if groups:
+            for g, mask in (("head_items", head_items), ("tail_items", ~head_items)):
+                t_g = tgt & mask
+                n_g = t_g.sum(1)
+                m = ranking_metrics(hit & mask[idx], n_g, ks)
+                keep = (n_g > 0).cpu()
+                parts[g].append({k: v.cpu()[keep] for k, v in m.items()})
+    per_user = {k: torch.cat(v) for k, v in per_user.items()}
+    result = {k: float(v.mean()) for k, v in per_user.items()}
+    result["n_users"] = int(len(users))
+    if groups:
+        tail = torch.from_numpy(split.tail_users[users])
+        by_group = {
+            "head_users": {k: float(v[~tail].mean()) for k, v in per_user.items()} | {"n_users": int((~tail).sum())},
+            "tail_users": {k: float(v[tail].mean()) for k, v in per_user.items()} | {"n_users": int(tail.sum())},
+        }
+        for g, chunks in parts.items():
+            cat = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+            by_group[g] = {k: float(v.mean()) if len(v) else float("nan") for k, v in cat.items()}
+            by_group[g]["n_users"] = int(len(next(iter(cat.values()))))
+        result["by_group"] = by_group
+    if model is not None and was_training:
+        model.train()
+    return result
+
+
+# ------------------------------------------------------------------------------------------- CTR
+def _check_ctr(labels, scores):
+    labels, scores = np.asarray(labels, float).ravel(), np.asarray(scores, float).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"labels and scores differ in length: {labels.shape} vs {scores.shape}")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    return labels, scores
+
+
+def auc(labels, scores) -> float:
+    """Area under the ROC curve (probability a random positive outranks a random negative)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels, scores = _check_ctr(labels, scores)
+    if labels.min() == labels.max():
+        raise ValueError("AUC needs both positive and negative labels")
+    return float(roc_auc_score(labels, scores))
+
+
+def logloss(labels, probs, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy of predicted click probabilities."""
+    labels, probs = _check_ctr(labels, probs)
+    p = np.clip(probs, eps, 1 - eps)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))

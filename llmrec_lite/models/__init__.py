@@ -1,0 +1,26 @@
+"""Recommenders behind one contract (see base.py). One readable file per model."""
+from __future__ import annotations
+
+from .base import Recommender
+from .lightgcn import LightGCN
+from .mf import MF
+from .pop import Pop
+from .sasrec import SASRec
+
+# name: (class, split protocol, default training hyper-parameters)
+MODELS = {
+    "pop": (Pop, "random", {}),
+    "mf": (MF, "random", {"lr": 1e-3, "batch_size": 2048, "epochs": 500, "patience": 50}),
+    "lightgcn": (LightGCN, "random", {"lr": 1e-3, "batch_size": 2048, "epochs": 500, "patience": 50}),
+    "sasrec": (SASRec, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
+                               "valid_metric": "ndcg@10"}),
+}
+
+
+def get_model(name: str):
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
+    return MODELS[name]
+
+
+__all__ = ["MODELS", "LightGCN", "MF", "Pop", "Recommender", "SASRec", "get_model"]

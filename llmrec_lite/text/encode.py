@@ -1,0 +1,88 @@
+"""Text -> vectors with a sentence encoder or a causal LLM, batched and cached on disk.
+
+    encode_items(texts, encoder="minilm")                       # mean-pooled, L2-normalised
+    encode_items(texts, encoder="smollm2", pooling="last", layer=15)
+    encode_items(texts, encoder="Qwen/Qwen2.5-1.5B", device="cuda")  # any HF model on a GPU
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..config import resolve_device
+from ..io import load_npy, save_npy
+from . import models
+from .cache import cache_key, cache_path
+
+POOLINGS = ("mean", "last", "first")
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[B, T, d] token states + [B, T] attention mask -> [B, d]. Padding may be left or right."""
+    mask = mask.to(hidden.dtype)
+    if pooling == "mean":
+        return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+    T = mask.shape[1]
+    pos = torch.arange(T, device=mask.device).expand_as(mask)
+    if pooling == "last":  # position of the last real token
+        idx = torch.where(mask.bool(), pos, torch.full_like(pos, -1)).max(1).values
+    elif pooling == "first":
+        idx = torch.where(mask.bool(), pos, torch.full_like(pos, T)).min(1).values
+    else:
+        raise ValueError(f"unknown pooling {pooling!r}; valid: {POOLINGS}")
+    return hidden[torch.arange(len(hidden)), idx]
+
+
+def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: int = -1,
+                 normalize: bool = True, batch_size: int = 32, max_length: int = 128,
+                 device="auto", dtype: str | None = None, cache: bool = True, cache_dir=None,
+                 progress: bool = True) -> np.ndarray:
+    """Encode each text to one vector (float32 [len(texts), d]).
+
+    encoder: "minilm", "smollm2", or a HF path/id. pooling: mean | last | first token of the hidden
+    states of ``layer`` (-1 = last; 0 = the token embeddings; a middle layer of an LLM often encodes
+    more general semantics). The result is cached under a key of (model, settings, exact texts).
+    """
+    texts = [str(t) for t in texts]
+    if not texts:
+        raise ValueError("encode_items needs at least one text")
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; valid: {POOLINGS}")
+    spec = models.resolve(encoder)
+    dev = resolve_device(device)
+    dtype = dtype or models.default_dtype(dev)
+    key = cache_key(model=spec.identity, pooling=pooling, layer=layer, normalize=normalize,
+                    max_length=max_length, dtype=dtype, texts=texts)
+    path = cache_path("embeddings", spec.name, key, ".npy", cache_dir)
+    if cache and path.is_file():
+        out = load_npy(path)
+        if out.shape[0] == len(texts):
+            return out
+    tok, model = models.load(spec, str(dev), dtype)
+    tok.padding_side = "right"
+    order = np.argsort([-len(t) for t in texts])  # similar lengths per batch: less padding
+    out = [None] * len(texts)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in tqdm(range(0, len(texts), batch_size), desc=f"encode {spec.name}", disable=not progress, leave=False):
+            idx = order[s:s + batch_size]
+            enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt").to(dev)
+            res = model(**enc, output_hidden_states=True)
+            n = len(res.hidden_states)
+            if not -n <= layer < n:
+                raise ValueError(f"layer {layer} out of range for {spec.name}: it has {n} hidden states "
+                                 f"(0 = token embeddings, {n - 1} = last layer)")
+            v = pool(res.hidden_states[layer].float(), enc["attention_mask"], pooling)
+            if normalize:
+                v = torch.nn.functional.normalize(v, dim=-1)
+            for j, i in enumerate(idx):
+                out[i] = v[j].cpu().numpy()
+    arr = np.stack(out).astype(np.float32)
+    if cache:
+        save_npy(arr, path)
+    encode_items.last_seconds = time.perf_counter() - t0
+    return arr
