@@ -1,0 +1,40 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+if "LLMREC_DATA_DIR" not in os.environ and _shared.is_dir():
+    os.environ["LLMREC_DATA_DIR"] = str(_shared)
+
+
+def _real_data(name):
+    from llmrec_lite.config import data_root
+
+    if not (data_root() / name).is_dir():
+        pytest.skip(f"{name} not available: set LLMREC_DATA_DIR")
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    _real_data("ml-100k")
+    from llmrec_lite.data import load_dataset
+
+    return load_dataset("ml-100k", verbose=False)
+
+
+@pytest.fixture(scope="session")
+def pantry():
+    _real_data("amazon-prime-pantry")
+    from llmrec_lite.data import load_dataset
+
+    return load_dataset("amazon-pantry", verbose=False)
+
+
+@pytest.fixture(scope="session")
+def synth():
+    from llmrec_lite.data import synthetic_dataset
+
+    return synthetic_dataset()

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from llmrec_lite.cli import format_table, main, run
+
+
+def test_run_writes_documented_json(tmp_path, capsys, ml100k):
+    out = tmp_path / "r.json"
+    assert main(["run", "pop", "--dataset", "ml-100k", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "recall@20" in printed and "tail_items" in printed
+    rec = json.loads(out.read_text())
+    for key in ("model", "dataset", "split", "metrics", "train_seconds", "epochs", "seconds_per_epoch", "seed"):
+        assert key in rec
+    m = rec["metrics"]
+    for k in ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hr@10"):
+        assert 0 <= m[k] <= 1
+        for g in ("head_users", "tail_users", "head_items", "tail_items"):
+            assert k in m["by_group"][g]
+    assert m["by_group"]["tail_items"]["recall@20"] == 0.0  # popularity never reaches the tail
+
+
+def test_run_mf_on_synthetic():
+    rec = run("mf", "synthetic", epochs=2, progress=False)
+    assert rec["epochs"] == 2 and rec["split"] == "random"
+    assert "mf" in format_table([rec])
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['lightgcn', 'mf', 'pop', 'sasrec']"),
+    (["run", "mf", "--dataset", "netflix"], "unknown dataset 'netflix'; valid:"),
+])
+def test_unknown_names_list_valid(args, expected, capsys):
+    assert main(args) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "data root" in out and "minilm" in out and "smollm2" in out

@@ -1,0 +1,90 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from llmrec_lite.data import leave_one_out
+from llmrec_lite.data.dataset import build_dataset
+from llmrec_lite.data.split import Split
+from llmrec_lite.metrics import auc, evaluate, logloss, ranking_metrics
+from llmrec_lite.models import Pop
+
+L2, L3, L5 = math.log2(2), math.log2(3), math.log2(5)
+
+
+def tiny_split():
+    """2 users x 5 items. user 0: seen {0}, test {2, 4}; user 1: seen {0, 1}, test {3}."""
+    rows = [(1, i, 5.0, t) for t, i in enumerate([0, 2, 4, 1])] + [(2, i, 5.0, t) for t, i in enumerate([0, 1, 3, 2])]
+    raw = pd.DataFrame(rows, columns=["user_raw", "item_raw", "rating", "timestamp"])
+    items = pd.DataFrame({"title": list("abcde"), "text": list("abcde")}, index=range(5))
+    ds = build_dataset("tiny", raw, items)
+    df = ds.interactions
+    pick = lambda pairs_: df[[(u, i) in pairs_ for u, i in zip(df.user, df.item)]]
+    train, valid, test = pick({(0, 0), (1, 0), (1, 1)}), pick({(0, 1), (1, 2)}), pick({(0, 2), (0, 4), (1, 3)})
+    return Split(ds, "random", train, valid, test)
+
+
+def scores_fn(users, stage):
+    table = torch.tensor([[0.9, 0.8, 0.7, 0.6, 0.1],   # user 0 ranks (after masking 0, 1): 2, 3, 4
+                          [0.9, 0.8, 0.7, 0.6, 0.1]])  # user 1 ranks (after masking 0, 1, 2): 3, 4
+    return table[users]
+
+
+def test_ranking_metrics_by_hand():
+    hits = torch.tensor([[0, 1, 0, 1]], dtype=torch.bool)
+    m = ranking_metrics(hits, torch.tensor([2]), ks=(2, 4))
+    assert m["hr@2"].item() == 1 and m["recall@2"].item() == 0.5
+    assert m["ndcg@2"].item() == pytest.approx((1 / L3) / (1 + 1 / L3))
+    assert m["recall@4"].item() == 1
+    assert m["ndcg@4"].item() == pytest.approx((1 / L3 + 1 / L5) / (1 + 1 / L3))
+
+
+def test_evaluate_masks_seen_and_averages_users():
+    s = tiny_split()
+    r = evaluate(scores_fn, s, "test", ks=(1, 2), groups=False)
+    # test stage masks train + valid. user 0: ranking 2, 3, 4 -> @1 hit, @2 [1, 0]; user 1: ranking 3, 4 -> @1 hit
+    assert r["n_users"] == 2
+    assert r["hr@1"] == 1.0
+    assert r["recall@1"] == pytest.approx((1 / 2 + 1) / 2)
+    assert r["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert r["ndcg@2"] == pytest.approx((1 / (1 + 1 / L3) + 1) / 2)
+    unmasked = evaluate(scores_fn, s, "test", ks=(1,), groups=False, mask_seen=False)
+    assert unmasked["hr@1"] == 0.0  # item 0 (seen) would take the top slot
+
+
+def test_item_groups_keep_only_group_targets():
+    s = tiny_split()
+    s.__dict__["head_items"] = torch.tensor([False, False, True, False, False]).numpy()
+    r = evaluate(scores_fn, s, "test", ks=(2,))
+    head, tail = r["by_group"]["head_items"], r["by_group"]["tail_items"]
+    assert head["n_users"] == 1 and head["recall@2"] == 1.0  # user 0's head target (item 2) is ranked 1st
+    assert tail["n_users"] == 2  # user 0: target 4 (rank 3) missed @2; user 1: target 3 hit
+    assert tail["recall@2"] == pytest.approx(0.5)
+
+
+def test_groups_add_up_to_overall_by_weight(ml100k):
+    s = leave_one_out(ml100k)
+    r = evaluate(Pop(s), s, "test")
+    g = r["by_group"]
+    for a, b in (("head_users", "tail_users"), ("head_items", "tail_items")):
+        assert g[a]["n_users"] + g[b]["n_users"] == r["n_users"]
+        for k in ("ndcg@10", "hr@20"):
+            mixed = (g[a][k] * g[a]["n_users"] + g[b][k] * g[b]["n_users"]) / r["n_users"]
+            assert mixed == pytest.approx(r[k], abs=1e-6)
+
+
+def test_sampled_negatives_are_easier(ml100k):
+    s = leave_one_out(ml100k)
+    full = evaluate(Pop(s), s, "test", groups=False)
+    sampled = evaluate(Pop(s), s, "test", groups=False, n_negatives=100)
+    assert sampled["hr@10"] > full["hr@10"]
+
+
+def test_auc_logloss_by_hand():
+    assert auc([1, 0, 1, 0], [0.9, 0.8, 0.3, 0.1]) == pytest.approx(0.75)
+    assert logloss([1, 0], [0.8, 0.4]) == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
+    with pytest.raises(ValueError, match="both positive and negative"):
+        auc([1, 1], [0.2, 0.3])
+    with pytest.raises(ValueError, match="differ in length"):
+        logloss([1, 0], [0.5])

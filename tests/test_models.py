@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from llmrec_lite.data import leave_one_out, random_split
+from llmrec_lite.metrics import evaluate
+from llmrec_lite.models import MODELS, LightGCN, MF, SASRec, get_model
+from llmrec_lite.models.base import PairSampler
+from llmrec_lite.models.lightgcn import normalized_adjacency
+from llmrec_lite.trainer import fit
+
+
+def test_negatives_are_never_train_positives(synth):
+    s = random_split(synth)
+    sampler = PairSampler(s)
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(s.n_users), 50)
+    neg = sampler.negatives(users, rng)
+    train = s.matrix("train")
+    assert train[users, neg].sum() == 0
+
+
+def test_lightgcn_adjacency_matches_dense_formula(synth):
+    s = random_split(synth)
+    r = s.matrix("train").toarray()
+    a = np.block([[np.zeros((s.n_users, s.n_users)), r], [r.T, np.zeros((s.n_items, s.n_items))]])
+    d = a.sum(1)
+    with np.errstate(divide="ignore"):
+        dinv = np.where(d > 0, d ** -0.5, 0)
+    expected = dinv[:, None] * a * dinv[None, :]
+    got = normalized_adjacency(s).to_dense().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["mf", "lightgcn", "sasrec"])
+def test_training_reduces_loss_and_is_deterministic(synth, name):
+    cls, protocol, _ = get_model(name)
+    s = random_split(synth) if protocol == "random" else leave_one_out(synth)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = cls(s)
+        r = fit(m, s, epochs=6, lr=1e-2, batch_size=64, seed=0, progress=False)
+        results.append(evaluate(m, s, "test", groups=False))
+        assert r.history[-1]["loss"] < r.history[0]["loss"]
+        assert r.epochs == 6 and r.seconds_per_epoch > 0
+    assert results[0] == results[1]
+    scores = m.score_all(torch.arange(3), "test")
+    assert scores.shape == (3, s.n_items) and torch.isfinite(scores).all()
+
+
+def test_sasrec_scores_do_not_see_the_target(synth):
+    s = leave_one_out(synth)
+    m = SASRec(s).eval()
+    before = m.score_all(torch.arange(s.n_users), "valid")
+    s.valid.loc[:, "item"] = (s.valid["item"] + 1) % s.n_items  # change every valid target
+    m2 = SASRec(s).eval()
+    m2.load_state_dict(m.state_dict())
+    assert torch.equal(before, m2.score_all(torch.arange(s.n_users), "valid"))
+
+
+def test_sasrec_is_causal(synth):
+    """The state at position t must not change when a later item changes."""
+    s = leave_one_out(synth)
+    m = SASRec(s, dropout=0.0).eval()
+    seq = torch.tensor([[0, 0, 3, 5, 7, 9]])
+    alt = seq.clone()
+    alt[0, -1] = 11
+    h1, h2 = m.encode(seq), m.encode(alt)
+    assert torch.allclose(h1[:, :-1], h2[:, :-1], atol=1e-6)
+    assert not torch.allclose(h1[:, -1], h2[:, -1])
+
+
+def test_unknown_model_lists_valid():
+    with pytest.raises(ValueError, match="valid: .*lightgcn.*sasrec"):
+        get_model("bert4rec")
+    assert set(MODELS) == {"pop", "mf", "lightgcn", "sasrec"}
+
+
+def test_mf_beats_popularity_on_ml100k(ml100k):
+    from llmrec_lite.models import Pop
+
+    s = random_split(ml100k)
+    pop = evaluate(Pop(s), s, "test", groups=False)
+    m = MF(s)
+    fit(m, s, epochs=15, lr=5e-3, progress=False)
+    assert evaluate(m, s, "test", groups=False)["recall@20"] > pop["recall@20"]
