@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -22,35 +21,49 @@ REPORT = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hr@10")
 DATASETS = sorted(LOADERS) + ["synthetic"]
 
 
-def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",
-        root=None, progress: bool = True, **overrides) -> dict:
-    """Train and test one model on one dataset; return the result record (as written to JSON)."""
+def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, **overrides):
+    """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
+
+    Returns (fitted model, TrainResult, record) where record is the JSON the CLI writes.
+    ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
+    constructor arguments (e.g. dim, n_layers).
+    """
     cls, protocol, defaults = get_model(model)
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
+    if split.protocol != protocol:
+        raise ValueError(f"{model} expects the {protocol!r} split, got {split.protocol!r}")
     hp = dict(defaults)
-    if epochs is not None:
-        hp["epochs"] = epochs
-    model_kw = {k: overrides.pop(k) for k in list(overrides) if k not in hp and k not in ("lr", "batch_size", "patience", "valid_metric")}
-    hp.update(overrides)
-    ds = load_dataset(dataset, root=root)
-    split = make_split(ds, protocol, seed=seed)
+    trainer_keys = {"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every"}
+    hp.update({k: v for k, v in overrides.items() if k in trainer_keys})
+    model_kw = {k: v for k, v in overrides.items() if k not in trainer_keys}
     torch.manual_seed(seed)
     m = cls(split, **model_kw)
     res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
     test = evaluate(m, split, "test", device=resolve_device(device))
     keep = REPORT + ("hr@20",)
-    return {
-        "model": model, "dataset": dataset, "split": protocol, "seed": seed,
+    record = {
+        "model": model, "dataset": split.dataset.name, "split": protocol, "seed": seed,
         "metrics": {k: test[k] for k in keep}
         | {"by_group": {g: {k: test["by_group"][g][k] for k in keep + ("n_users",)} for g in GROUPS}},
         "n_test_users": test["n_users"],
         "train_seconds": res.train_seconds, "epochs": res.epochs, "best_epoch": res.best_epoch,
         "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
-        "hyperparameters": hp | model_kw, "dataset_stats": ds.stats(),
+        "hyperparameters": hp | model_kw, "dataset_stats": split.dataset.stats(),
         "environment": {"torch": torch.__version__, "device": str(resolve_device(device)),
                         "python": platform.python_version()},
     }
+    return m, res, record
+
+
+def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",
+        root=None, progress: bool = True, **overrides) -> dict:
+    """Load ``dataset``, split it the way ``model`` needs, train and test; return the JSON record."""
+    _, protocol, _ = get_model(model)
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    split = make_split(load_dataset(dataset, root=root), protocol, seed=seed)
+    return train_and_test(model, split, seed=seed, device=device, progress=progress, **overrides)[2]
 
 
 def format_table(records: list[dict], groups: bool = True) -> str:

