@@ -12,7 +12,6 @@ Writes benchmarks/results.json and benchmarks/RESULTS.md, and prints the markdow
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -64,6 +63,17 @@ def main() -> None:
     print(f"\nwrote {args.out} and {HERE / 'RESULTS.md'}")
 
 
+def _stat(rs: list[dict], key: str, group: str | None = None) -> str:
+    vals = [(r["metrics"]["by_group"][group] if group else r["metrics"])[key] for r in rs]
+    return f"{statistics.mean(vals):.4f}" + (f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else "")
+
+
+def _vs_recbole(rs: list[dict], model: str, key: str) -> str:
+    mean = statistics.mean(r["metrics"][key] for r in rs)
+    first = next(r for r in rs if r["seed"] == 2020)["metrics"][key]
+    return f"{mean / RECBOLE[model][key] - 1:+.1%} (seed 2020: {first / RECBOLE[model][key] - 1:+.1%})"
+
+
 def table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -71,23 +81,15 @@ def table(records: list[dict]) -> str:
     lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-item R@20 | epochs | s/epoch | vs RecBole (R@20 / N@20) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset, split), rs in groups.items():
-        def stat(key, group=None):
-            vals = [(r["metrics"]["by_group"][group] if group else r["metrics"])[key] for r in rs]
-            mean = statistics.mean(vals)
-            return f"{mean:.4f}" + (f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else "")
         ref = ""
         if dataset == "ml-100k" and model in RECBOLE:
-            def rel(key):
-                mean = statistics.mean(r["metrics"][key] for r in rs)
-                first = next(r for r in rs if r["seed"] == 2020)["metrics"][key]
-                return f"{(mean / RECBOLE[model][key] - 1):+.1%} (seed 2020: {(first / RECBOLE[model][key] - 1):+.1%})"
-            ref = f"{rel('recall@20')} / {rel('ndcg@20')}"
+            ref = f"{_vs_recbole(rs, model, 'recall@20')} / {_vs_recbole(rs, model, 'ndcg@20')}"
         if model == "sasrec" and dataset == "ml-100k":
             ref = f"RecBole SASRec: {RECBOLE_SASREC_SECONDS_PER_EPOCH:.0f} s/epoch"
         epochs = statistics.mean(r["epochs"] for r in rs)
         spe = statistics.mean(r["seconds_per_epoch"] for r in rs)
-        lines.append(f"| {model} | {dataset} | {split} | {len(rs)} | {stat('recall@20')} | {stat('ndcg@20')} | "
-                     f"{stat('hr@10')} | {stat('ndcg@10')} | {stat('recall@20', 'tail_items')} | {epochs:.0f} | {spe:.2f} | {ref} |")
+        lines.append(f"| {model} | {dataset} | {split} | {len(rs)} | {_stat(rs, 'recall@20')} | {_stat(rs, 'ndcg@20')} | "
+                     f"{_stat(rs, 'hr@10')} | {_stat(rs, 'ndcg@10')} | {_stat(rs, 'recall@20', 'tail_items')} | {epochs:.0f} | {spe:.2f} | {ref} |")
     return "\n".join(lines)
 
 

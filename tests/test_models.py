@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from llmrec_lite.data import leave_one_out, random_split
 from llmrec_lite.metrics import evaluate
-from llmrec_lite.models import MODELS, LightGCN, MF, SASRec, get_model
+from llmrec_lite.models import MODELS, MF, SASRec, get_model
 from llmrec_lite.models.base import PairSampler
 from llmrec_lite.models.lightgcn import normalized_adjacency
 from llmrec_lite.trainer import fit
