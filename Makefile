@@ -27,7 +27,7 @@ run: env
 
 test: env
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
-	HF_HUB_OFFLINE=1 LLMREC_SMOKE=1 $(PY) -m pytest -q --nbmake notebooks
+	HF_HUB_OFFLINE=1 LLMREC_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=1200 notebooks
 
 clean:
 	rm -rf $(VENV) .cache results

@@ -55,14 +55,16 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
 
 
 def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",
-        root=None, progress: bool = True, **overrides) -> dict:
-    """Load ``dataset``, split it the way ``model`` needs, train and test; return the JSON record."""
+        root=None, progress: bool = True, min_rating: float | None = None, k_core: int = 0, **overrides) -> dict:
+    """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
+    ``model`` needs, train and test; return the JSON record."""
     _, protocol, _ = get_model(model)
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
     if epochs is not None:
         overrides["epochs"] = epochs
-    split = make_split(load_dataset(dataset, root=root), protocol, seed=seed)
+    ds = load_dataset(dataset, root=root, min_rating=min_rating, k_core=k_core)
+    split = make_split(ds, protocol, seed=seed)
     return train_and_test(model, split, seed=seed, device=device, progress=progress, **overrides)[2]
 
 
@@ -111,6 +113,8 @@ def main(argv=None) -> int:
     r.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     r.add_argument("--out", type=Path, default=None, help="write the result JSON here")
     r.add_argument("--data-dir", default=None, help=f"data root (default: ${DATA_ENV} or ./data)")
+    r.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as positives (default: all)")
+    r.add_argument("--k-core", type=int, default=0, help="drop users/items with fewer interactions, iteratively")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("info", help="where data, caches and language models are found")
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
@@ -129,7 +133,7 @@ def main(argv=None) -> int:
             return 0
         t = time.perf_counter()
         rec = run(args.model, args.dataset, epochs=args.epochs, seed=args.seed, device=args.device,
-                  root=args.data_dir, progress=not args.quiet)
+                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core)
         print(format_table([rec]))
         print(f"{rec['epochs']} epochs (best {rec['best_epoch']}), {rec['seconds_per_epoch']:.2f} s/epoch, "
               f"{time.perf_counter() - t:.1f} s in all")

@@ -40,3 +40,9 @@ def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "data root" in out and "minilm" in out and "smollm2" in out
+
+
+def test_run_with_preprocessing(ml100k):
+    rec = run("pop", "ml-100k", min_rating=4, k_core=10, progress=False)
+    stats = rec["dataset_stats"]
+    assert stats["interactions"] < 55375 and "rating>=4" in stats["preprocessing"] and "10-core" in stats["preprocessing"]

@@ -6,8 +6,6 @@
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -65,7 +63,6 @@ def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: i
     tok.padding_side = "right"
     order = np.argsort([-len(t) for t in texts])  # similar lengths per batch: less padding
     out = [None] * len(texts)
-    t0 = time.perf_counter()
     with torch.inference_mode():
         for s in tqdm(range(0, len(texts), batch_size), desc=f"encode {spec.name}", disable=not progress, leave=False):
             idx = order[s:s + batch_size]
@@ -84,5 +81,4 @@ def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: i
     arr = np.stack(out).astype(np.float32)
     if cache:
         save_npy(arr, path)
-    encode_items.last_seconds = time.perf_counter() - t0
     return arr
