@@ -71,6 +71,8 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
     targets = split.matrix(stage)
     seen = split.seen(stage)
     users = np.flatnonzero(np.diff(targets.indptr) > 0)
+    if len(users) == 0:
+        raise ValueError(f"no user has a {stage} target in this split; nothing to evaluate")
     head_items = torch.from_numpy(split.head_items).to(device)
     kmax = max(ks)
     rng = np.random.default_rng(seed)

@@ -30,6 +30,9 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
         seed: int = 2020, device="auto", progress: bool = True) -> TrainResult:
     """Train ``model`` until ``valid_metric`` on the validation split has not improved for
     ``patience`` evaluations (or ``epochs`` run out); restore the best weights. Never reads test."""
+    valid_names = [f"{m}@{k}" for m in ("recall", "ndcg", "hr") for k in (10, 20)]
+    if valid_metric not in valid_names:
+        raise ValueError(f"unknown valid_metric {valid_metric!r}; valid: {valid_names}")
     seed_everything(seed)
     rng = np.random.default_rng(seed)
     device = resolve_device(device)

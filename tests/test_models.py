@@ -103,3 +103,12 @@ def test_plots_draw(synth):
     xy = np.random.default_rng(0).normal(size=(synth.n_items, 2))
     assert plot_embedding_map(xy, [g[0] for g in synth.items.genres]).axes
     assert plot_curves({"a": [{"epoch": 1, "v": 0.1}, {"epoch": 2, "v": 0.2}]}, "v").axes[0].lines
+
+
+def test_bad_trainer_and_evaluator_input(synth):
+    s = random_split(synth)
+    with pytest.raises(ValueError, match=r"unknown valid_metric 'mrr@10'; valid: \['recall@10'"):
+        fit(MF(s), s, epochs=1, valid_metric="mrr@10", progress=False)
+    s.test = s.test.iloc[:0]
+    with pytest.raises(ValueError, match="no user has a test target"):
+        evaluate(MF(s), s, "test")
