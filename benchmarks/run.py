@@ -23,7 +23,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from llmrec_lite.cli import run  # noqa: E402
+from llmrec_lite.experiment import run  # noqa: E402
 from llmrec_lite.io import save_json  # noqa: E402
 
 RECBOLE = {  # RecBole 1.2.1, ml-100k, RS 8:1:1, full ranking, seed 2020 (measured on this project's machines)

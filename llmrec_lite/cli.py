@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -11,76 +10,10 @@ from pathlib import Path
 import torch
 
 from .config import CACHE_ENV, DATA_ENV, cache_dir, data_root, resolve_device
-from .data import LOADERS, DataError, load_dataset, make_split
+from .data import LOADERS, DataError
+from .experiment import DATASETS, format_table, run
 from .io import save_json
-from .metrics import GROUPS, evaluate
-from .models import MODELS, get_model
-from .trainer import fit
-
-REPORT = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hr@10")
-DATASETS = sorted(LOADERS) + ["synthetic"]
-
-
-def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, **overrides):
-    """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
-
-    Returns (fitted model, TrainResult, record) where record is the JSON the CLI writes.
-    ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
-    constructor arguments (e.g. dim, n_layers).
-    """
-    cls, protocol, defaults = get_model(model)
-    if split.protocol != protocol:
-        raise ValueError(f"{model} expects the {protocol!r} split, got {split.protocol!r}")
-    hp = dict(defaults)
-    trainer_keys = {"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every"}
-    hp.update({k: v for k, v in overrides.items() if k in trainer_keys})
-    model_kw = {k: v for k, v in overrides.items() if k not in trainer_keys}
-    torch.manual_seed(seed)
-    m = cls(split, **model_kw)
-    res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
-    test = evaluate(m, split, "test", device=resolve_device(device))
-    keep = REPORT + ("hr@20",)
-    record = {
-        "model": model, "dataset": split.dataset.name, "split": protocol, "seed": seed,
-        "metrics": {k: test[k] for k in keep}
-        | {"by_group": {g: {k: test["by_group"][g][k] for k in keep + ("n_users",)} for g in GROUPS}},
-        "n_test_users": test["n_users"],
-        "train_seconds": res.train_seconds, "epochs": res.epochs, "best_epoch": res.best_epoch,
-        "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
-        "hyperparameters": hp | model_kw, "dataset_stats": split.dataset.stats(),
-        "environment": {"torch": torch.__version__, "device": str(resolve_device(device)),
-                        "python": platform.python_version()},
-    }
-    return m, res, record
-
-
-def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",
-        root=None, progress: bool = True, min_rating: float | None = None, k_core: int = 0, **overrides) -> dict:
-    """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
-    ``model`` needs, train and test; return the JSON record."""
-    _, protocol, _ = get_model(model)
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
-    if epochs is not None:
-        overrides["epochs"] = epochs
-    ds = load_dataset(dataset, root=root, min_rating=min_rating, k_core=k_core)
-    split = make_split(ds, protocol, seed=seed)
-    return train_and_test(model, split, seed=seed, device=device, progress=progress, **overrides)[2]
-
-
-def format_table(records: list[dict], groups: bool = True) -> str:
-    """A plain-text metrics table; one row per record (and per group if asked)."""
-    cols = ["model", "rows"] + list(REPORT)
-    lines = []
-    for r in records:
-        rows = [("all", r["metrics"])] + ([(g, r["metrics"]["by_group"][g]) for g in GROUPS] if groups else [])
-        for name, m in rows:
-            lines.append([r["model"], name] + [f"{m[k]:.4f}" for k in REPORT])
-    widths = [max(len(c), *(len(l[i]) for l in lines)) for i, c in enumerate(cols)]
-    fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt.format(*["model", "users"] + list(REPORT)), sep] + [fmt.format(*l) for l in lines])
-
+from .models import MODELS
 
 def info() -> str:
     from .text.models import ModelNotFoundError, resolve

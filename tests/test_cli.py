@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from llmrec_lite.cli import format_table, main, run
+from llmrec_lite.cli import main
+from llmrec_lite.experiment import format_table, run
 
 
 def test_run_writes_documented_json(tmp_path, capsys, ml100k):

@@ -91,7 +91,7 @@ def test_plots_draw(synth):
     import matplotlib
 
     matplotlib.use("Agg")
-    from llmrec_lite.cli import run
+    from llmrec_lite.experiment import run
     from llmrec_lite.plots import metrics_frame, plot_curves, plot_embedding_map, plot_group_bars, plot_long_tail
 
     s = random_split(synth)
