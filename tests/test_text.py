@@ -99,3 +99,12 @@ def test_smollm2_encode_and_generate_cached(tmp_path, monkeypatch):
     assert again == out
     with pytest.raises(ValueError, match="not a causal LLM"):
         generate(["hi"], model="minilm")
+
+
+def test_atomic_write_has_normal_permissions(tmp_path):
+    import os
+
+    io.save_json({"a": 1}, tmp_path / "r.json")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
