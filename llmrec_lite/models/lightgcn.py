@@ -6,6 +6,8 @@ score s(u, i) = e_u · e_i; loss = BPR + lambda * ||E^{(0)}_batch||^2 / (2 * bat
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -23,8 +25,12 @@ def normalized_adjacency(split: Split) -> torch.Tensor:
     d = np.power(deg, -0.5, where=deg > 0, out=np.zeros_like(deg))
     a = (sp.diags(d) @ a @ sp.diags(d)).tocsr()
     a.sort_indices()
-    return torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(np.int64)), torch.from_numpy(a.indices.astype(np.int64)),
-                                   torch.from_numpy(a.data.astype(np.float32)), size=a.shape)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(np.int64)),
+                                       torch.from_numpy(a.indices.astype(np.int64)),
+                                       torch.from_numpy(a.data.astype(np.float32)), size=a.shape,
+                                       check_invariants=True)
 
 
 class LightGCN(Recommender):
