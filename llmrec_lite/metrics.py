@@ -37,12 +37,12 @@ def ranking_metrics(hits: torch.Tensor, n_targets: torch.Tensor, ks: Sequence[in
     n = n_targets.float().clamp(min=1)
     out = {}
     for k in ks:
-        h = hits[:, :k]
+        h = hits[:, :k]  # fewer than k columns only when the catalogue is smaller than k
         n_hit = h.sum(1)
         out[f"hr@{k}"] = (n_hit > 0).float()
         out[f"recall@{k}"] = n_hit / n
-        idcg = ideal[(torch.minimum(n_targets, torch.tensor(k)).clamp(min=1) - 1).long()]
-        out[f"ndcg@{k}"] = (h * discount[:k]).sum(1) / idcg
+        idcg = ideal[n_targets.clamp(min=1, max=h.shape[1]).long() - 1]
+        out[f"ndcg@{k}"] = (h * discount[:h.shape[1]]).sum(1) / idcg
     return out
 
 

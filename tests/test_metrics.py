@@ -88,3 +88,10 @@ def test_auc_logloss_by_hand():
         auc([1, 1], [0.2, 0.3])
     with pytest.raises(ValueError, match="differ in length"):
         logloss([1, 0], [0.5])
+
+
+def test_k_larger_than_catalogue():
+    s = tiny_split()
+    r = evaluate(scores_fn, s, "test", ks=(10,), groups=False)
+    # user 0: targets 2 and 4 at ranks 1 and 3 (item 3 between them); user 1: target at rank 1
+    assert r["recall@10"] == 1.0 and r["ndcg@10"] == pytest.approx(((1 + 1 / math.log2(4)) / (1 + 1 / L3) + 1) / 2)
