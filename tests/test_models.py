@@ -6,7 +6,7 @@ from llmrec_lite.data import leave_one_out, random_split
 from llmrec_lite.metrics import evaluate
 from llmrec_lite.models import MODELS, MF, SASRec, get_model
 from llmrec_lite.models.base import PairSampler
-from llmrec_lite.models.lightgcn import normalized_adjacency
+from llmrec_lite.graph import normalized_adjacency
 from llmrec_lite.trainer import fit
 
 

@@ -6,31 +6,12 @@ score s(u, i) = e_u · e_i; loss = BPR + lambda * ||E^{(0)}_batch||^2 / (2 * bat
 """
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
 from ..data.split import Split
+from ..graph import normalized_adjacency, propagate
 from .base import PairSampler, Recommender, bpr_loss
-
-
-def normalized_adjacency(split: Split) -> torch.Tensor:
-    """Symmetric-normalised bipartite adjacency of the train graph, as a sparse CSR torch tensor."""
-    r = split.matrix("train")
-    a = sp.bmat([[None, r], [r.T, None]], format="csr")
-    deg = np.asarray(a.sum(1)).ravel()
-    d = np.power(deg, -0.5, where=deg > 0, out=np.zeros_like(deg))
-    a = (sp.diags(d) @ a @ sp.diags(d)).tocsr()
-    a.sort_indices()
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are stable
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(np.int64)),
-                                       torch.from_numpy(a.indices.astype(np.int64)),
-                                       torch.from_numpy(a.data.astype(np.float32)), size=a.shape,
-                                       check_invariants=True)
 
 
 class LightGCN(Recommender):
@@ -46,12 +27,7 @@ class LightGCN(Recommender):
         self._cache = None  # propagated embeddings, reused while evaluating
 
     def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
-        e = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        layers = [e]
-        for _ in range(self.n_layers):
-            e = torch.sparse.mm(self.adj, e)
-            layers.append(e)
-        out = torch.stack(layers).mean(0)
+        out = propagate(self.adj, torch.cat([self.user_emb.weight, self.item_emb.weight]), self.n_layers)
         return out[: self.n_users], out[self.n_users:]
 
     def train_batches(self, batch_size, rng):
