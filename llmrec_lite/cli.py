@@ -48,6 +48,8 @@ def main(argv=None) -> int:
     r.add_argument("--data-dir", default=None, help=f"data root (default: ${DATA_ENV} or ./data)")
     r.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as positives (default: all)")
     r.add_argument("--k-core", type=int, default=0, help="drop users/items with fewer interactions, iteratively")
+    r.add_argument("--encoder", default=None,
+                   help="alpharec models: minilm | smollm2 | random | a HF path/id (default minilm)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("info", help="where data, caches and language models are found")
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
@@ -66,7 +68,8 @@ def main(argv=None) -> int:
             return 0
         t = time.perf_counter()
         rec = run(args.model, args.dataset, epochs=args.epochs, seed=args.seed, device=args.device,
-                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core)
+                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core,
+                  **({"encoder": args.encoder} if args.encoder else {}))
         print(format_table([rec]))
         print(f"{rec['epochs']} epochs (best {rec['best_epoch']}), {rec['seconds_per_epoch']:.2f} s/epoch, "
               f"{time.perf_counter() - t:.1f} s in all")

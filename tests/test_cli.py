@@ -29,7 +29,7 @@ def test_run_mf_on_synthetic():
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['lightgcn', 'mf', 'pop', 'sasrec']"),
+    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'lightgcn', 'mf', 'pop', 'sasrec']"),
     (["run", "mf", "--dataset", "netflix"], "unknown dataset 'netflix'; valid:"),
 ])
 def test_unknown_names_list_valid(args, expected, capsys):
@@ -47,3 +47,12 @@ def test_run_with_preprocessing(ml100k):
     rec = run("pop", "ml-100k", min_rating=4, k_core=10, progress=False)
     stats = rec["dataset_stats"]
     assert stats["interactions"] < 55375 and "rating>=4" in stats["preprocessing"] and "10-core" in stats["preprocessing"]
+
+
+def test_run_alpharec_linear_random_encoder_cli(tmp_path):
+    out = tmp_path / "a.json"
+    assert main(["run", "alpharec-linear", "--dataset", "synthetic", "--encoder", "random", "--epochs", "2",
+                 "--quiet", "--out", str(out)]) == 0
+    import json
+    rec = json.loads(out.read_text())
+    assert rec["model"] == "alpharec-linear" and rec["hyperparameters"]["encoder"] == "random"

@@ -1,6 +1,7 @@
 """Recommenders behind one contract (see base.py). One readable file per model."""
 from __future__ import annotations
 
+from .alpharec import AlphaRec, AlphaRecLinear
 from .base import Recommender
 from .lightgcn import LightGCN
 from .mf import MF
@@ -12,6 +13,9 @@ MODELS = {
     "pop": (Pop, "random", {}),
     "mf": (MF, "random", {"lr": 1e-3, "batch_size": 2048, "epochs": 500, "patience": 50}),
     "lightgcn": (LightGCN, "random", {"lr": 1e-3, "batch_size": 2048, "epochs": 500, "patience": 50}),
+    # paper models (AlphaRec: Adam 5e-4, batch 4096, tau 0.15, 256 negatives, as the official code)
+    "alpharec": (AlphaRec, "random", {"lr": 5e-4, "batch_size": 4096, "epochs": 300, "patience": 30}),
+    "alpharec-linear": (AlphaRecLinear, "random", {"lr": 5e-4, "batch_size": 4096, "epochs": 300, "patience": 30}),
     "sasrec": (SASRec, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
                                "valid_metric": "ndcg@10"}),
 }
@@ -23,4 +27,4 @@ def get_model(name: str):
     return MODELS[name]
 
 
-__all__ = ["MODELS", "LightGCN", "MF", "Pop", "Recommender", "SASRec", "get_model"]
+__all__ = ["MODELS", "AlphaRec", "AlphaRecLinear", "LightGCN", "MF", "Pop", "Recommender", "SASRec", "get_model"]

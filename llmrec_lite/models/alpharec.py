@@ -1,0 +1,100 @@
+"""AlphaRec (Sheng et al., "Language Representations Can be What Recommenders Need", ICLR 2025).
+
+No ID embeddings. Frozen LM embeddings of item titles z_i; a user starts as the mean of the LM
+embeddings of their train items, z_u = 1/|N_u| sum_{i in N_u} z_i. Then
+
+    MLP:          e^(0) = W_2 LeakyReLU(W_1 z + b_1) + b_2           (hidden = half the LM width)
+    graph conv.:  e = 1/(K+1) sum_k A_hat^k e^(0)                     (LightGCN, K = 2)
+    score:        s(u, i) = cos(e_u, e_i)
+    loss:         cosine InfoNCE with tau and N uniform negatives     (losses.info_nce)
+
+``AlphaRecLinear`` is the paper's linear-mapping probe: one bias-free matrix W maps z into a d-dim
+space (e = W z, no graph convolution), trained with the same loss. If a linear map of a frozen language
+space recommends well, preference is (linearly) encoded there — the paper's "homomorphism".
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..data.split import Split
+from ..graph import normalized_adjacency, propagate
+from ..losses import info_nce
+from ..text import item_embeddings
+from .base import PairSampler, Recommender
+
+
+def mean_of_items(split: Split, z: np.ndarray) -> np.ndarray:
+    """z_u = mean of the LM embeddings of u's train items (zeros for a user without any)."""
+    r = split.matrix("train")
+    n = np.asarray(r.sum(1)).ravel()
+    return np.asarray(sp.diags(1 / np.maximum(n, 1)) @ r @ z, dtype=np.float32)
+
+
+class _LanguageSpaceModel(Recommender):
+    """Shared by AlphaRec and its linear probe: frozen z for items and users, InfoNCE training."""
+
+    def __init__(self, split: Split, encoder: str, z: np.ndarray | None, tau: float, n_negatives: int,
+                 encoder_kwargs: dict | None):
+        super().__init__(split)
+        if z is None:
+            z = item_embeddings(split.dataset.item_texts, encoder=encoder, **(encoder_kwargs or {}))
+        if z.shape[0] != self.n_items:
+            raise ValueError(f"item embeddings have {z.shape[0]} rows, the dataset has {self.n_items} items")
+        self.encoder, self.tau, self.n_negatives = encoder, tau, n_negatives
+        self.register_buffer("z_item", torch.as_tensor(z, dtype=torch.float32), persistent=False)
+        self.register_buffer("z_user", torch.from_numpy(mean_of_items(split, z)), persistent=False)
+        self.sampler = PairSampler(split)
+        self._cache = None
+
+    def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def train_batches(self, batch_size, rng):
+        self._cache = None
+        return self.sampler.batches(batch_size, rng, self.device)
+
+    def loss(self, batch) -> torch.Tensor:
+        u, i, _ = batch  # the sampler's single negative is replaced by n_negatives uniform ones,
+        users, items = self.embed()  # shared by the batch (the official code draws them per row)
+        neg = torch.randint(self.n_items, (self.n_negatives,), device=u.device)
+        return info_nce(users[u], items[i], items[neg], self.tau)
+
+    def score_all(self, users, stage):
+        if self._cache is None or self.training:
+            users_e, items_e = self.embed()
+            self._cache = (nn.functional.normalize(users_e, dim=-1), nn.functional.normalize(items_e, dim=-1))
+        u, i = self._cache
+        return u[users] @ i.T
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+
+class AlphaRec(_LanguageSpaceModel):
+    def __init__(self, split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None,
+                 dim: int = 64, n_layers: int = 2, tau: float = 0.15, n_negatives: int = 256,
+                 encoder_kwargs: dict | None = None):
+        super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs)
+        d_lm = self.z_item.shape[1]
+        self.mlp = nn.Sequential(nn.Linear(d_lm, d_lm // 2), nn.LeakyReLU(), nn.Linear(d_lm // 2, dim))
+        self.n_layers = n_layers
+        self.register_buffer("adj", normalized_adjacency(split), persistent=False)
+
+    def embed(self):
+        e0 = self.mlp(torch.cat([self.z_user, self.z_item]))
+        e = propagate(self.adj, e0, self.n_layers)
+        return e[: self.n_users], e[self.n_users:]
+
+
+class AlphaRecLinear(_LanguageSpaceModel):
+    def __init__(self, split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None,
+                 dim: int = 64, tau: float = 0.15, n_negatives: int = 256, encoder_kwargs: dict | None = None):
+        super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs)
+        self.W = nn.Linear(self.z_item.shape[1], dim, bias=False)
+
+    def embed(self):
+        return self.W(self.z_user), self.W(self.z_item)

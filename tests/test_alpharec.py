@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from llmrec_lite.data import random_split
+from llmrec_lite.losses import info_nce
+from llmrec_lite.models import AlphaRec, AlphaRecLinear
+from llmrec_lite.text import item_embeddings
+
+
+@pytest.fixture(scope="module")
+def split_and_z(synth):
+    s = random_split(synth)
+    return s, item_embeddings(synth.item_texts, "random-32", seed=0)
+
+
+def test_info_nce_matches_hand_written_reference():
+    g = torch.Generator().manual_seed(0)
+    u, p, n = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    tau = 0.15
+    ref = []
+    for b in range(3):
+        cos = lambda a, c: float(a @ c / (a.norm() * c.norm()))
+        pos = np.exp(cos(u[b], p[b]) / tau)
+        negs = sum(np.exp(cos(u[b], n[b, j]) / tau) for j in range(5))
+        ref.append(-np.log(pos / (pos + negs)))
+    assert info_nce(u, p, n, tau).item() == pytest.approx(np.mean(ref), rel=1e-5)
+    shared = n[0]  # a [N, d] tensor = the same negatives for every row
+    assert info_nce(u, p, shared, tau).item() == pytest.approx(info_nce(u, p, shared.expand(3, 5, 4), tau).item(), rel=1e-6)
+
+
+def test_linear_probe_is_one_bias_free_matrix(split_and_z):
+    s, z = split_and_z
+    m = AlphaRecLinear(s, item_z=z, dim=8)
+    params = dict(m.named_parameters())
+    assert list(params) == ["W.weight"] and params["W.weight"].shape == (8, 32)
+    users, items = m.embed()
+    assert torch.allclose(items, torch.as_tensor(z) @ params["W.weight"].T, atol=1e-6)
+
+
+def test_users_start_as_mean_of_train_item_embeddings(split_and_z):
+    s, z = split_and_z
+    m = AlphaRec(s, item_z=z)
+    for u in (0, 7, 31):
+        items = s.train[s.train.user == u].item.to_numpy()
+        np.testing.assert_allclose(m.z_user[u].numpy(), z[items].mean(0), rtol=1e-5, atol=1e-6)
+    assert not any(n.startswith(("user_emb", "item_emb")) for n, _ in m.named_parameters())  # no ID embeddings
+    assert [p.shape for p in m.mlp.parameters()][::2] == [(16, 32), (64, 16)]  # hidden = half the LM width
+
+
+def test_cold_items_get_finite_scores(synth):
+    s = random_split(synth)
+    cold = s.test.item.iloc[0]
+    s.train = s.train[s.train.item != cold]  # the item never appears in training
+    z = item_embeddings(synth.item_texts, "random-32")
+    for cls in (AlphaRec, AlphaRecLinear):
+        m = cls(s, item_z=z).eval()
+        scores = m.score_all(torch.arange(s.n_users), "test")
+        assert torch.isfinite(scores[:, cold]).all() and scores[:, cold].abs().sum() > 0
+
+
+def test_training_lowers_infonce_and_embeddings_stay_frozen(split_and_z):
+    from llmrec_lite.trainer import fit
+
+    s, z = split_and_z
+    m = AlphaRec(s, item_z=z, n_negatives=16)
+    before = m.z_item.clone()
+    r = fit(m, s, epochs=5, lr=5e-3, batch_size=64, progress=False)
+    assert r.history[-1]["loss"] < r.history[0]["loss"]
+    assert torch.equal(before, m.z_item)
+    with pytest.raises(ValueError, match="rows"):
+        AlphaRec(s, item_z=z[:-1])
+
+
+def test_random_control_shape_and_norm():
+    x = item_embeddings(["a", "b", "c"], "random")
+    assert x.shape == (3, 384) and np.allclose(np.linalg.norm(x, axis=1), 1)
+    assert not np.allclose(x, item_embeddings(["a", "b", "c"], "random", seed=1))
