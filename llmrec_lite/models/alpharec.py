@@ -23,7 +23,7 @@ from ..data.split import Split
 from ..graph import normalized_adjacency, propagate
 from ..losses import info_nce
 from ..text import item_embeddings
-from .base import PairSampler, Recommender
+from .base import EmbeddingRecommender, PairSampler
 
 
 def mean_of_items(split: Split, z: np.ndarray) -> np.ndarray:
@@ -33,8 +33,11 @@ def mean_of_items(split: Split, z: np.ndarray) -> np.ndarray:
     return np.asarray(sp.diags(1 / np.maximum(n, 1)) @ r @ z, dtype=np.float32)
 
 
-class _LanguageSpaceModel(Recommender):
-    """Shared by AlphaRec and its linear probe: frozen z for items and users, InfoNCE training."""
+class _LanguageSpaceModel(EmbeddingRecommender):
+    """Shared by AlphaRec and its linear probe: frozen z for items and users, InfoNCE training,
+    cosine scores."""
+
+    cosine = True
 
     def __init__(self, split: Split, encoder: str, z: np.ndarray | None, tau: float, n_negatives: int,
                  encoder_kwargs: dict | None):
@@ -47,13 +50,8 @@ class _LanguageSpaceModel(Recommender):
         self.register_buffer("z_item", torch.as_tensor(z, dtype=torch.float32), persistent=False)
         self.register_buffer("z_user", torch.from_numpy(mean_of_items(split, z)), persistent=False)
         self.sampler = PairSampler(split)
-        self._cache = None
-
-    def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
 
     def train_batches(self, batch_size, rng):
-        self._cache = None
         return self.sampler.batches(batch_size, rng, self.device)
 
     def loss(self, batch) -> torch.Tensor:
@@ -61,17 +59,6 @@ class _LanguageSpaceModel(Recommender):
         users, items = self.embed()  # shared by the batch (the official code draws them per row)
         neg = torch.randint(self.n_items, (self.n_negatives,), device=u.device)
         return info_nce(users[u], items[i], items[neg], self.tau)
-
-    def score_all(self, users, stage):
-        if self._cache is None or self.training:
-            users_e, items_e = self.embed()
-            self._cache = (nn.functional.normalize(users_e, dim=-1), nn.functional.normalize(items_e, dim=-1))
-        u, i = self._cache
-        return u[users] @ i.T
-
-    def train(self, mode: bool = True):
-        self._cache = None
-        return super().train(mode)
 
 
 class AlphaRec(_LanguageSpaceModel):

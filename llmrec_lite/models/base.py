@@ -40,6 +40,35 @@ class Recommender(nn.Module):
         raise NotImplementedError
 
 
+class EmbeddingRecommender(Recommender):
+    """A model whose scores are dot products of user and item embeddings computed for all of them at
+    once by ``embed()`` (graph propagation, an MLP over LM vectors, ...). While evaluating, the
+    embeddings are computed once and reused for every batch of users; ``train()`` discards them.
+    ``cosine = True`` scores with normalised embeddings."""
+
+    cosine = False
+
+    def __init__(self, split: Split):
+        super().__init__(split)
+        self._cache = None
+
+    def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def score_all(self, users: torch.Tensor, stage: str) -> torch.Tensor:
+        if self._cache is None or self.training:
+            u, i = self.embed()
+            if self.cosine:
+                u, i = nn.functional.normalize(u, dim=-1), nn.functional.normalize(i, dim=-1)
+            self._cache = (u, i)
+        u, i = self._cache
+        return u[users] @ i.T
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+
 class PairSampler:
     """(user, positive, negative) triples over the train interactions, one uniform negative per
     positive, resampled until it is not among the user's train items (as RecBole's sampler)."""

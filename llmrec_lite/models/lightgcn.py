@@ -11,10 +11,10 @@ from torch import nn
 
 from ..data.split import Split
 from ..graph import normalized_adjacency, propagate
-from .base import PairSampler, Recommender, bpr_loss
+from .base import EmbeddingRecommender, PairSampler, bpr_loss
 
 
-class LightGCN(Recommender):
+class LightGCN(EmbeddingRecommender):
     def __init__(self, split: Split, dim: int = 64, n_layers: int = 2, reg_weight: float = 1e-5):
         super().__init__(split)
         self.n_layers, self.reg_weight = n_layers, reg_weight
@@ -24,31 +24,19 @@ class LightGCN(Recommender):
         nn.init.xavier_uniform_(self.item_emb.weight)
         self.register_buffer("adj", normalized_adjacency(split), persistent=False)
         self.sampler = PairSampler(split)
-        self._cache = None  # propagated embeddings, reused while evaluating
 
-    def propagate(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
         out = propagate(self.adj, torch.cat([self.user_emb.weight, self.item_emb.weight]), self.n_layers)
         return out[: self.n_users], out[self.n_users:]
 
     def train_batches(self, batch_size, rng):
-        self._cache = None
         return self.sampler.batches(batch_size, rng, self.device)
 
     def loss(self, batch) -> torch.Tensor:
         u, i, j = batch
-        users, items = self.propagate()
+        users, items = self.embed()
         eu = users[u]
         rec = bpr_loss((eu * items[i]).sum(-1), (eu * items[j]).sum(-1))
         ego = [self.user_emb(u), self.item_emb(i), self.item_emb(j)]
         reg = sum(e.pow(2).sum() for e in ego) / (2 * len(u))
         return rec + self.reg_weight * reg
-
-    def score_all(self, users, stage):
-        if self._cache is None or self.training:
-            self._cache = self.propagate()
-        u, i = self._cache
-        return u[users] @ i.T
-
-    def train(self, mode: bool = True):
-        self._cache = None
-        return super().train(mode)
