@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                  # everything below (about 40 minutes on 2 CPU cores)
     python benchmarks/run.py --quick          # one seed, ml-100k only
+    python benchmarks/run.py --only pop alpharec   # re-run these models, keep the other saved records
 
 ml-100k, all ratings implicit, per-user random 80/10/10, full ranking, train (+valid) items masked:
 MF-BPR and LightGCN against RecBole 1.2.1's numbers measured on its equivalent setting (seed 2020).
@@ -40,6 +41,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[2020, 1, 2])
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--from-json", type=Path, default=None, help="re-render RESULTS.md from a results.json")
+    ap.add_argument("--only", nargs="+", default=None, metavar="MODEL",
+                    help="run only these models and merge them into the saved results.json")
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -47,8 +50,16 @@ def main() -> None:
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
+    jobs += [(m, "ml-100k", [2020]) for m in ("alpharec", "alpharec-linear")]
     if not args.quick:
-        jobs += [(m, "amazon-pantry", [2020]) for m in ("pop", "mf", "lightgcn", "sasrec")]
+        jobs += [(m, "amazon-pantry", [2020]) for m in ("pop", "mf", "lightgcn", "sasrec", "alpharec", "alpharec-linear")]
+    kept = []
+    if args.only:
+        jobs = [j for j in jobs if j[0] in args.only]
+        if not jobs:
+            ap.error(f"--only: no benchmark job for {args.only}")
+        if args.out.is_file():
+            kept = [r for r in json.loads(args.out.read_text())["records"] if r["model"] not in args.only]
     records = []
     for model, dataset, ss in jobs:
         for seed in ss:
@@ -61,6 +72,9 @@ def main() -> None:
             records.append(rec)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
+    order = ["pop", "mf", "lightgcn", "sasrec", "alpharec-linear", "alpharec"]
+    records = sorted(kept + records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
+                                                    order.index(r["model"]) if r["model"] in order else 99))
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
     write_markdown(records, env)
     print(f"wrote {args.out}")

@@ -50,6 +50,10 @@ def main(argv=None) -> int:
     r.add_argument("--k-core", type=int, default=0, help="drop users/items with fewer interactions, iteratively")
     r.add_argument("--encoder", default=None,
                    help="alpharec models: minilm | smollm2 | random | a HF path/id (default minilm)")
+    r.add_argument("--pooling", default=None, help="alpharec models: mean | last | first token (default mean)")
+    r.add_argument("--layer", type=int, default=None, help="alpharec models: hidden layer (-1 = last, default)")
+    r.add_argument("--no-center", action="store_true",
+                   help="alpharec models: keep the raw LM vectors (default: subtract the catalogue's mean vector)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("info", help="where data, caches and language models are found")
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
@@ -67,9 +71,15 @@ def main(argv=None) -> int:
             print(f"wrote {args.out}")
             return 0
         t = time.perf_counter()
+        lm = {"encoder": args.encoder} if args.encoder else {}
+        enc_kw = {k: v for k, v in (("pooling", args.pooling), ("layer", args.layer)) if v is not None}
+        enc_kw |= {"center": False} if args.no_center else {}
+        if (lm or enc_kw) and not args.model.startswith("alpharec"):
+            raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to alpharec models, not {args.model!r}")
+        if enc_kw:
+            lm["encoder_kwargs"] = enc_kw
         rec = run(args.model, args.dataset, epochs=args.epochs, seed=args.seed, device=args.device,
-                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core,
-                  **({"encoder": args.encoder} if args.encoder else {}))
+                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core, **lm)
         print(format_table([rec]))
         print(f"{rec['epochs']} epochs (best {rec['best_epoch']}), {rec['seconds_per_epoch']:.2f} s/epoch, "
               f"{time.perf_counter() - t:.1f} s in all")

@@ -34,10 +34,11 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
     test = evaluate(m, split, "test", device=resolve_device(device))
     keep = REPORT + ("hr@20",)
+    model_kw = {k: (f"<array {list(v.shape)}>" if hasattr(v, "shape") else v) for k, v in model_kw.items()}
     record = {
         "model": model, "dataset": split.dataset.name, "split": protocol, "seed": seed,
         "metrics": {k: test[k] for k in keep}
-        | {"by_group": {g: {k: test["by_group"][g][k] for k in keep + ("n_users",)} for g in GROUPS}},
+        | {"by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}},
         "n_test_users": test["n_users"],
         "train_seconds": res.train_seconds, "epochs": res.epochs, "best_epoch": res.best_epoch,
         "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,

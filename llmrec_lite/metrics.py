@@ -5,9 +5,12 @@ Definitions (per user u with target set T_u, ranked list R_u of the top K unseen
     HR@K     = 1[|R_u ∩ T_u| > 0]
     Recall@K = |R_u ∩ T_u| / |T_u|
     NDCG@K   = sum_{r in 1..K, R_u[r] in T_u} 1/log2(r+1)  /  sum_{r=1}^{min(|T_u|,K)} 1/log2(r+1)
-averaged over users with at least one target (as in RecBole). Groups: a user group averages over
+averaged over users with at least one target (as in RecBole). Equal scores are ranked in a fixed random
+item order (``seed``), never by item id (MovieLens ids follow popularity: an id tie-break would hand
+a constant-scoring model the popular items). Groups: a user group averages over
 its users; an item group keeps only the targets in that group (users with none are skipped), so with
-one target per user (leave-one-out) each user counts in the group of its target item.
+one target per user (leave-one-out) each user counts in the group of its target item. Item groups are
+``split.item_groups()``: head/tail, plus cold/warm on a ``hold_out_items`` split.
 """
 from __future__ import annotations
 
@@ -54,13 +57,15 @@ def _dense_rows(m: sp.csr_matrix, rows: np.ndarray, device) -> torch.Tensor:
 def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, split: Split,
              stage: str = "test", ks: Sequence[int] = REPORT_KS, batch_size: int = 1024,
              device="cpu", mask_seen: bool = True, n_negatives: int | None = None,
-             seed: int = 0, groups: bool = True) -> dict:
+             seed: int = 0, groups: bool = True, candidates: np.ndarray | None = None) -> dict:
     """Rank all items for every user with a ``stage`` target and average the metrics.
 
     score_fn: a model with ``score_all(users, stage)`` or a function (users, stage) -> [B, n_items].
     mask_seen: exclude train (and, at test, valid) items from the ranking (default, as RecBole).
     n_negatives: if set, rank each target among this many sampled unseen non-target items instead of
         all items (the "100 sampled negatives" protocol of several papers; full ranking is stricter).
+    candidates: bool[n_items]; rank only these items and keep only targets among them (e.g. the
+        cold-start protocol "recommend among new items": ``candidates=split.cold_items``).
     """
     model = score_fn if hasattr(score_fn, "score_all") else None
     fn = model.score_all if model is not None else score_fn
@@ -69,19 +74,30 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
         model.eval()
     device = torch.device(device)
     targets = split.matrix(stage)
+    if candidates is not None:
+        candidates = np.asarray(candidates, bool)
+        if candidates.shape != (split.n_items,):
+            raise ValueError(f"candidates must be a bool mask of length n_items={split.n_items}")
+        targets = (targets @ sp.diags(candidates.astype(np.float32))).tocsr()
+        targets.eliminate_zeros()
+        not_cand = torch.from_numpy(~candidates).to(device)
     seen = split.seen(stage)
     users = np.flatnonzero(np.diff(targets.indptr) > 0)
     if len(users) == 0:
         raise ValueError(f"no user has a {stage} target in this split; nothing to evaluate")
-    head_items = torch.from_numpy(split.head_items).to(device)
+    item_groups = {g: torch.from_numpy(m).to(device) for g, m in split.item_groups().items()}
     kmax = max(ks)
     rng = np.random.default_rng(seed)
+    # equal scores are ranked in a fixed random order, not by item id (ids often follow popularity)
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(split.n_items)).to(device)
     per_user: dict[str, list] = {}
-    parts: dict[str, list] = {g: [] for g in ("head_items", "tail_items")}
+    parts: dict[str, list] = {g: [] for g in item_groups}
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
         scores = fn(torch.from_numpy(batch).to(device), stage).float().clone()
         tgt = _dense_rows(targets, batch, device)
+        if candidates is not None:
+            scores[:, not_cand] = -torch.inf
         if mask_seen:
             seen_b = _dense_rows(seen, batch, device)
             scores[seen_b] = -torch.inf  # a repeat target (seen before) is unreachable, as in RecBole
@@ -92,11 +108,12 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
             noise[~free] = -1
             allowed.scatter_(1, torch.topk(noise, n_negatives, dim=1).indices, True)
             scores[~allowed] = -torch.inf
-        idx, hit = topk_hits(scores, tgt, kmax)
+        idx, hit = topk_hits(scores[:, perm], tgt[:, perm], kmax)
+        idx = perm[idx]
         for name, v in ranking_metrics(hit, tgt.sum(1), ks).items():
             per_user.setdefault(name, []).append(v.cpu())
         if groups:
-            for g, mask in (("head_items", head_items), ("tail_items", ~head_items)):
+            for g, mask in item_groups.items():
                 t_g = tgt & mask
                 n_g = t_g.sum(1)
                 m = ranking_metrics(hit & mask[idx], n_g, ks)

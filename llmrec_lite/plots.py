@@ -34,7 +34,7 @@ def plot_long_tail(split: Split, title: str | None = None):
 def umap_2d(x: np.ndarray, seed: int = 0, n_neighbors: int = 15, metric: str = "cosine") -> np.ndarray:
     import umap
 
-    return umap.UMAP(n_neighbors=n_neighbors, metric=metric, random_state=seed).fit_transform(x)
+    return umap.UMAP(n_neighbors=n_neighbors, metric=metric, random_state=seed, n_jobs=1).fit_transform(x)
 
 
 def plot_embedding_map(xy: np.ndarray, labels, title: str = "", ax=None, top: int = 8):
@@ -56,8 +56,8 @@ def plot_embedding_map(xy: np.ndarray, labels, title: str = "", ax=None, top: in
 
 def metrics_frame(records: list[dict], metric: str = "ndcg@20") -> pd.DataFrame:
     """model x (all + groups) table of one metric from result records (as the CLI writes)."""
-    rows = {r["model"]: {"all": r["metrics"][metric]} | {g: r["metrics"]["by_group"][g][metric] for g in GROUPS}
-            for r in records}
+    rows = {r.get("label", r["model"]): {"all": r["metrics"][metric]}
+            | {g: v[metric] for g, v in r["metrics"]["by_group"].items()} for r in records}
     return pd.DataFrame(rows).T
 
 

@@ -76,3 +76,66 @@ def test_random_control_shape_and_norm():
     x = item_embeddings(["a", "b", "c"], "random")
     assert x.shape == (3, 384) and np.allclose(np.linalg.norm(x, axis=1), 1)
     assert not np.allclose(x, item_embeddings(["a", "b", "c"], "random", seed=1))
+
+
+def test_intention_mixes_text_into_the_user_representation(split_and_z):
+    s, z = split_and_z
+    m = AlphaRec(s, item_z=z).eval()
+    users = torch.arange(5)
+    base = m.score_all(users, "test")
+    assert torch.allclose(m.intention_scores(users, z[3], alpha=0.0), base, atol=1e-5)
+    only = m.intention_scores(users, z[3], alpha=1.0)  # pure intention: the same ranking for everyone
+    assert torch.allclose(only, only[:1].expand_as(only), atol=1e-5)
+    half = m.intention_scores(users, z[3], alpha=0.5)
+    assert not torch.allclose(half, base) and torch.isfinite(half).all()
+
+
+def test_cold_hold_out_hides_items_from_training_and_negatives(synth):
+    from llmrec_lite.data import hold_out_items
+    from llmrec_lite.metrics import evaluate
+
+    base = random_split(synth)
+    s = hold_out_items(base, fraction=0.25, seed=0)
+    cold = np.flatnonzero(s.cold_items)
+    assert len(cold) == round(0.25 * s.n_items)
+    assert not s.train.item.isin(cold).any() and not s.valid.item.isin(cold).any()
+    assert s.test.equals(base.test)  # every test target is kept, cold ones included
+    assert not np.isin(s.negative_pool, cold).any()
+    m = AlphaRec(s, item_z=item_embeddings(synth.item_texts, "random-32"), n_negatives=64)
+    drawn = {int(i) for _ in range(20) for i in m.neg_pool[torch.randint(len(m.neg_pool), (64,))]}
+    assert not drawn & set(cold.tolist())
+    res = evaluate(m, s, "test")
+    assert {"cold_items", "warm_items"} <= set(res["by_group"])
+    n_cold_users = s.test[s.test.item.isin(cold)].user.nunique()
+    assert res["by_group"]["cold_items"]["n_users"] == n_cold_users
+    with pytest.raises(ValueError, match="fraction"):
+        hold_out_items(base, fraction=1.5)
+
+
+def test_probe_explorer_trains_and_draws(synth):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmrec_lite.explore import draw_probe, probe
+
+    s = random_split(synth)
+    rec = probe(s, "random-16", probe="mlp", epochs=2, batch_size=256)
+    assert rec["label"] == "random-16 (mlp)" and rec["epochs"] == 2
+    assert rec["hyperparameters"]["n_layers"] == 0 and rec["hyperparameters"]["item_z"] == f"<array [{s.n_items}, 16]>"
+    fig = draw_probe(s, "random-32", epochs=2, references={"MF": 0.1}, controls=[rec])
+    assert len(fig.axes[0].patches) == 2
+    with pytest.raises(ValueError, match="valid"):
+        probe(s, "random-16", probe="quadratic")
+
+
+def test_intention_table_before_column_is_the_plain_ranking(split_and_z):
+    from llmrec_lite.explore import intention_top_k
+
+    s, z = split_and_z
+    m = AlphaRec(s, item_z=z).eval()
+    table = intention_top_k(m, s, 0, z[5], alpha=0.9, k=5)
+    scores = m.score_all(torch.tensor([0]), "test")[0].detach().numpy()
+    scores[s.seen("test")[0].toarray().ravel() > 0] = -np.inf
+    titles = s.dataset.items.title
+    assert [t.split(" [")[0] for t in table["before"]] == [titles[i] for i in np.argsort(-scores)[:5]]
+    assert table.iloc[:, 0].tolist() != table.iloc[:, 1].tolist()

@@ -95,3 +95,34 @@ def test_k_larger_than_catalogue():
     r = evaluate(scores_fn, s, "test", ks=(10,), groups=False)
     # user 0: targets 2 and 4 at ranks 1 and 3 (item 3 between them); user 1: target at rank 1
     assert r["recall@10"] == 1.0 and r["ndcg@10"] == pytest.approx(((1 + 1 / math.log2(4)) / (1 + 1 / L3) + 1) / 2)
+
+
+def test_candidates_rank_only_among_them():
+    """Candidates {3, 4}: user 0 (test {2, 4}) keeps target 4, ranked after 3 -> rank 2;
+    user 1 (test {3}) ranks 3 first. Item 2 is not a candidate and can no longer be recommended."""
+    s = tiny_split()
+    r = evaluate(scores_fn, s, "test", ks=(1, 2), candidates=[False, False, False, True, True], groups=False)
+    assert r["n_users"] == 2
+    assert r["recall@1"] == pytest.approx((0 + 1) / 2)
+    assert r["ndcg@2"] == pytest.approx((1 / L3 + 1) / 2)
+    with pytest.raises(ValueError, match="n_items"):
+        evaluate(scores_fn, s, "test", candidates=[True, False])
+
+
+def test_ties_are_not_broken_by_item_id():
+    """A constant scorer must not get the low-id items: with 1000 items and target = item 0 for every
+    user, HR@10 of a constant score is ~1% under a random tie-break (~100% if ties went by id)."""
+    n_items, n_users = 1000, 200
+    rows = [(u, 1 + u, 5.0, 0) for u in range(n_users)] + [(u, 0, 5.0, 1) for u in range(n_users)]
+    rows += [(n_users, i, 5.0, 0) for i in range(n_items)]  # one user who saw every item
+    raw = pd.DataFrame(rows, columns=["user_raw", "item_raw", "rating", "timestamp"])
+    items = pd.DataFrame({"title": [str(i) for i in range(n_items)], "text": [str(i) for i in range(n_items)]})
+    ds = build_dataset("ties", raw, items)
+    df = ds.interactions
+    target = df.item.min()
+    test = df[(df.item == target) & (df.user < n_users)]
+    s = Split(ds, "loo", df.drop(test.index), df.iloc[:0], test)
+    zero = lambda users, stage: torch.zeros(len(users), s.n_items)
+    r = evaluate(zero, s, "test", ks=(10,), groups=False)
+    assert r["n_users"] == n_users and r["hr@10"] < 0.05
+    assert evaluate(zero, s, "test", ks=(10,), groups=False) == r  # the order is fixed by the seed

@@ -108,3 +108,16 @@ def test_atomic_write_has_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_variants_come_from_one_pass_and_fill_the_single_view_cache(tmp_path, monkeypatch):
+    from llmrec_lite.text import encode_variants, models
+
+    calls = []
+    real = models.load
+    monkeypatch.setattr(models, "load", lambda *a: calls.append(a) or real(*a))
+    views = encode_variants(TEXTS, "minilm", [("mean", -1), ("first", 2)], cache_dir=tmp_path, progress=False)
+    assert len(calls) == 1 and views[("mean", -1)].shape == (len(TEXTS), 384)
+    again = encode_items(TEXTS, "minilm", pooling="first", layer=2, cache_dir=tmp_path, progress=False)
+    assert len(calls) == 1  # a cache hit: the model was not loaded again
+    np.testing.assert_array_equal(again, views[("first", 2)])

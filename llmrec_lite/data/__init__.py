@@ -4,7 +4,7 @@ from __future__ import annotations
 from .amazon import load_amazon2023, load_amazon_pantry
 from .dataset import DataError, Dataset, build_dataset
 from .movielens import load_ml1m, load_ml100k
-from .split import CTRSplit, Split, ctr_view, leave_one_out, make_split, random_split
+from .split import CTRSplit, Split, ctr_view, hold_out_items, leave_one_out, make_split, random_split
 from .synthetic import synthetic_dataset
 
 LOADERS = {
@@ -32,4 +32,4 @@ def load_dataset(name: str, root=None, min_rating: float | None = None, k_core: 
 
 __all__ = ["CTRSplit", "DataError", "Dataset", "LOADERS", "Split", "build_dataset", "ctr_view",
            "leave_one_out", "load_amazon2023", "load_amazon_pantry", "load_dataset", "load_ml100k",
-           "load_ml1m", "make_split", "random_split", "synthetic_dataset"]
+           "hold_out_items", "load_ml1m", "make_split", "random_split", "synthetic_dataset"]

@@ -29,6 +29,7 @@ class Split:
     head_item_share: float = 0.2  # top 20% items by train interactions = head
     tail_user_share: float = 0.8  # shortest 80% of users by train history = tail
     info: dict = field(default_factory=dict)
+    cold_items: np.ndarray | None = None  # bool[n_items]: held out of train/valid (see hold_out_items)
 
     @property
     def n_users(self) -> int:
@@ -84,6 +85,19 @@ class Split:
         tail = np.zeros(self.n_users, bool)
         tail[order[: int(round(self.tail_user_share * self.n_users))]] = True
         return tail
+
+    @cached_property
+    def negative_pool(self) -> np.ndarray:
+        """Item ids a trainer may sample as negatives: all items, except held-out cold items (a model
+        must not learn anything about an item that, in deployment, arrives after training)."""
+        return np.arange(self.n_items) if self.cold_items is None else np.flatnonzero(~self.cold_items)
+
+    def item_groups(self) -> dict[str, np.ndarray]:
+        """bool masks of the item groups the evaluator reports: head/tail (+ cold/warm if held out)."""
+        groups = {"head_items": self.head_items, "tail_items": ~self.head_items}
+        if self.cold_items is not None:
+            groups |= {"cold_items": self.cold_items, "warm_items": ~self.cold_items}
+        return groups
 
     def histories(self, name: str = "train") -> list[np.ndarray]:
         """Per user, the items of a part in time order."""
@@ -152,6 +166,22 @@ def leave_one_out(ds: Dataset) -> Split:
     label = np.where(n < 3, 0, np.select([pos_from_end == 0, pos_from_end == 1], [2, 1], 0))
     train, valid, test = _parts(df, label)
     return Split(ds, "loo", train, valid, test)
+
+
+def hold_out_items(split: Split, fraction: float = 0.2, seed: int = 0) -> Split:
+    """Cold-start variant of ``split``: a random ``fraction`` of the items loses all its train and
+    valid interactions (the model never sees them), while test keeps every target. Evaluating then
+    reports ``cold_items`` / ``warm_items`` groups: can a model recommend items it never saw?"""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    cold = np.zeros(split.n_items, bool)
+    cold[rng.choice(split.n_items, size=int(round(fraction * split.n_items)), replace=False)] = True
+    def keep(df):
+        return df[~cold[df["item"].to_numpy()]].reset_index(drop=True)
+    return Split(split.dataset, split.protocol, keep(split.train), keep(split.valid), split.test,
+                 seed=split.seed, head_item_share=split.head_item_share, tail_user_share=split.tail_user_share,
+                 info=split.info | {"cold_fraction": fraction, "cold_seed": seed}, cold_items=cold)
 
 
 SPLITS = {"random": random_split, "loo": leave_one_out}

@@ -11,6 +11,11 @@ embeddings of their train items, z_u = 1/|N_u| sum_{i in N_u} z_i. Then
 ``AlphaRecLinear`` is the paper's linear-mapping probe: one bias-free matrix W maps z into a d-dim
 space (e = W z, no graph convolution), trained with the same loss. If a linear map of a frozen language
 space recommends well, preference is (linearly) encoded there — the paper's "homomorphism".
+
+Deviation, chosen on validation: the LM vectors are centred (catalogue mean subtracted, re-normalised;
+``encoder_kwargs={"center": False}`` turns it off). SmolLM2's item vectors have mean cosine 0.9996;
+centring lifted the linear probe's validation Recall@20 on ml-100k from 0.283 to 0.326 (SmolLM2) and
+AlphaRec's from 0.346 to 0.358 (MiniLM).
 """
 from __future__ import annotations
 
@@ -43,12 +48,14 @@ class _LanguageSpaceModel(EmbeddingRecommender):
                  encoder_kwargs: dict | None):
         super().__init__(split)
         if z is None:
-            z = item_embeddings(split.dataset.item_texts, encoder=encoder, **(encoder_kwargs or {}))
+            kw = {"center": True} | (encoder_kwargs or {})
+            z = item_embeddings(split.dataset.item_texts, encoder=encoder, **kw)
         if z.shape[0] != self.n_items:
             raise ValueError(f"item embeddings have {z.shape[0]} rows, the dataset has {self.n_items} items")
         self.encoder, self.tau, self.n_negatives = encoder, tau, n_negatives
         self.register_buffer("z_item", torch.as_tensor(z, dtype=torch.float32), persistent=False)
         self.register_buffer("z_user", torch.from_numpy(mean_of_items(split, z)), persistent=False)
+        self.register_buffer("neg_pool", torch.from_numpy(split.negative_pool), persistent=False)
         self.sampler = PairSampler(split)
 
     def train_batches(self, batch_size, rng):
@@ -57,8 +64,24 @@ class _LanguageSpaceModel(EmbeddingRecommender):
     def loss(self, batch) -> torch.Tensor:
         u, i, _ = batch  # the sampler's single negative is replaced by n_negatives uniform ones,
         users, items = self.embed()  # shared by the batch (the official code draws them per row)
-        neg = torch.randint(self.n_items, (self.n_negatives,), device=u.device)
+        neg = self.neg_pool[torch.randint(len(self.neg_pool), (self.n_negatives,), device=u.device)]
         return info_nce(users[u], items[i], items[neg], self.tau)
+
+    def map_text(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The learned map applied to new LM vectors (no graph: a text has no interactions)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def intention_scores(self, users, z_intention, alpha: float = 0.3) -> torch.Tensor:
+        """User intention (paper, Sec. 4.4): mix a text intention into the user representation,
+        e~_u = (1 - alpha) e_u + alpha e_int, both normalised, e_int = map of the intention's LM
+        vector; returns cosine scores [len(users), n_items]."""
+        self.eval()
+        u, i = self.embed()
+        u = nn.functional.normalize(u[torch.as_tensor(users, device=u.device)], dim=-1)
+        e_int = nn.functional.normalize(self.map_text(z_intention).reshape(1, -1), dim=-1)
+        mixed = nn.functional.normalize((1 - alpha) * u + alpha * e_int, dim=-1)
+        return mixed @ nn.functional.normalize(i, dim=-1).T
 
 
 class AlphaRec(_LanguageSpaceModel):
@@ -71,6 +94,9 @@ class AlphaRec(_LanguageSpaceModel):
         self.n_layers = n_layers
         self.register_buffer("adj", normalized_adjacency(split), persistent=False)
 
+    def map_text(self, z):
+        return self.mlp(torch.as_tensor(z, dtype=torch.float32, device=self.z_item.device))
+
     def embed(self):
         e0 = self.mlp(torch.cat([self.z_user, self.z_item]))
         e = propagate(self.adj, e0, self.n_layers)
@@ -82,6 +108,9 @@ class AlphaRecLinear(_LanguageSpaceModel):
                  dim: int = 64, tau: float = 0.15, n_negatives: int = 256, encoder_kwargs: dict | None = None):
         super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs)
         self.W = nn.Linear(self.z_item.shape[1], dim, bias=False)
+
+    def map_text(self, z):
+        return self.W(torch.as_tensor(z, dtype=torch.float32, device=self.z_item.device))
 
     def embed(self):
         return self.W(self.z_user), self.W(self.z_item)

@@ -71,12 +71,14 @@ class EmbeddingRecommender(Recommender):
 
 class PairSampler:
     """(user, positive, negative) triples over the train interactions, one uniform negative per
-    positive, resampled until it is not among the user's train items (as RecBole's sampler)."""
+    positive (from ``split.negative_pool``), resampled until it is not among the user's train items
+    (as RecBole's sampler)."""
 
     def __init__(self, split: Split):
         self.users = split.train["user"].to_numpy()
         self.items = split.train["item"].to_numpy()
         self.n_items = split.n_items
+        self.pool = split.negative_pool
         self.keys = np.unique(self.users.astype(np.int64) * self.n_items + self.items)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -85,10 +87,10 @@ class PairSampler:
         return self.keys[pos] == q
 
     def negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        neg = rng.integers(self.n_items, size=len(users))
+        neg = self.pool[rng.integers(len(self.pool), size=len(users))]
         bad = self.is_positive(users, neg)
         while bad.any():
-            neg[bad] = rng.integers(self.n_items, size=int(bad.sum()))
+            neg[bad] = self.pool[rng.integers(len(self.pool), size=int(bad.sum()))]
             bad[bad] = self.is_positive(users[bad], neg[bad])
         return neg
 

@@ -1,23 +1,56 @@
 """Language models for recommendation: prompts, cached embeddings, cached generation."""
-from .encode import encode_items, pool
+from .encode import encode_items, encode_variants, pool
 from .generate import generate
 from .models import ModelNotFoundError, resolve, smollm2_dir
 from .prompts import item_prompt, user_prompt
 
-__all__ = ["ModelNotFoundError", "encode_items", "generate", "item_embeddings", "item_prompt", "nearest", "pool", "resolve",
+__all__ = ["ModelNotFoundError", "encode_items", "encode_like", "encode_variants", "generate", "item_embeddings", "item_prompt", "mean_cosine", "nearest", "pool", "resolve",
            "smollm2_dir", "user_prompt"]
 
 
-def item_embeddings(texts, encoder: str = "minilm", seed: int = 0, **kwargs):
-    """``encode_items`` plus the controls a probe needs: ``"random"`` (or ``"random-<dim>"``) gives
-    seeded Gaussian vectors of MiniLM's width (384) or ``dim``, L2-normalised — same shape, no language."""
+def item_embeddings(texts, encoder: str = "minilm", seed: int = 0, center: bool = False, **kwargs):
+    """``encode_items`` plus what a probe needs.
+
+    ``"random"`` (or ``"random-<dim>"``): seeded Gaussian vectors of MiniLM's width (384) or ``dim``,
+    L2-normalised — same shape, no language (the control).
+    ``center=True``: subtract the mean vector of the catalogue and re-normalise. Decoder LLM hidden
+    states share one dominant direction (SmolLM2's item vectors have mean cosine ~0.9996), which leaves
+    the item-specific part tiny after normalisation; centering is a fixed preprocessing that uses no
+    interaction data.
+    """
     import numpy as np
 
     if encoder == "random" or encoder.startswith("random-"):
         dim = int(encoder.split("-", 1)[1]) if "-" in encoder else 384
         x = np.random.default_rng(seed).standard_normal((len(texts), dim)).astype(np.float32)
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-    return encode_items(texts, encoder=encoder, **kwargs)
+    else:
+        x = encode_items(texts, encoder=encoder, **kwargs)
+        if not center:
+            return x
+    if center:
+        x = x - x.mean(0, keepdims=True)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+
+
+def encode_like(texts, catalogue: "np.ndarray", encoder: str = "minilm", center: bool = True, **kwargs):
+    """Encode new texts (a user's intention, a new item) into the same space as a catalogue encoded
+    with ``item_embeddings(..., center=center)``: ``catalogue`` is the raw (uncentred) catalogue."""
+    import numpy as np
+
+    x = encode_items(list(texts), encoder=encoder, **kwargs)
+    if center:
+        x = x - catalogue.mean(0, keepdims=True)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+
+
+def mean_cosine(x) -> float:
+    """Average cosine similarity between all pairs of rows (incl. self) — 1.0 = all vectors point the
+    same way (an anisotropic space), ~0 = spread out."""
+    import numpy as np
+
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    m = x.mean(0)
+    return float(m @ m)
 
 
 def nearest(embeddings, index: int, k: int = 5):

@@ -44,25 +44,44 @@ def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: i
     states of ``layer`` (-1 = last; 0 = the token embeddings; a middle layer of an LLM often encodes
     more general semantics). The result is cached under a key of (model, settings, exact texts).
     """
+    return encode_variants(texts, encoder, [(pooling, layer)], normalize=normalize, batch_size=batch_size,
+                           max_length=max_length, device=device, dtype=dtype, cache=cache,
+                           cache_dir=cache_dir, progress=progress)[(pooling, layer)]
+
+
+def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), normalize: bool = True,
+                    batch_size: int = 32, max_length: int = 128, device="auto", dtype: str | None = None,
+                    cache: bool = True, cache_dir=None, progress: bool = True) -> dict:
+    """Several (pooling, layer) views of the same texts from ONE forward pass:
+    {(pooling, layer): float32 [len(texts), d]}. Each view is cached exactly as ``encode_items``
+    caches it, so a later ``encode_items(..., pooling, layer)`` is a cache hit."""
     texts = [str(t) for t in texts]
     if not texts:
         raise ValueError("encode_items needs at least one text")
-    if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; valid: {POOLINGS}")
+    variants = [(p, int(l)) for p, l in variants]
+    for p, _ in variants:
+        if p not in POOLINGS:
+            raise ValueError(f"unknown pooling {p!r}; valid: {POOLINGS}")
     spec = models.resolve(encoder)
     dev = resolve_device(device)
     dtype = dtype or models.default_dtype(dev)
-    key = cache_key(model=spec.identity, pooling=pooling, layer=layer, normalize=normalize,
-                    max_length=max_length, dtype=dtype, texts=texts)
-    path = cache_path("embeddings", spec.name, key, ".npy", cache_dir)
-    if cache and path.is_file():
-        out = load_npy(path)
-        if out.shape[0] == len(texts):
-            return out
+    paths = {v: cache_path("embeddings", spec.name,
+                           cache_key(model=spec.identity, pooling=v[0], layer=v[1], normalize=normalize,
+                                     max_length=max_length, dtype=dtype, texts=texts), ".npy", cache_dir)
+             for v in variants}
+    result = {}
+    for v, path in paths.items():
+        if cache and path.is_file():
+            arr = load_npy(path)
+            if arr.shape[0] == len(texts):
+                result[v] = arr
+    todo = [v for v in variants if v not in result]
+    if not todo:
+        return result
     tok, model = models.load(spec, str(dev), dtype)
     tok.padding_side = "right"
     order = np.argsort([-len(t) for t in texts])  # similar lengths per batch: less padding
-    out = [None] * len(texts)
+    out = {v: [None] * len(texts) for v in todo}
     with torch.inference_mode():
         for s in tqdm(range(0, len(texts), batch_size), desc=f"encode {spec.name}", disable=not progress, leave=False):
             idx = order[s:s + batch_size]
@@ -70,15 +89,17 @@ def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: i
                       return_tensors="pt").to(dev)
             res = model(**enc, output_hidden_states=True)
             n = len(res.hidden_states)
-            if not -n <= layer < n:
-                raise ValueError(f"layer {layer} out of range for {spec.name}: it has {n} hidden states "
-                                 f"(0 = token embeddings, {n - 1} = last layer)")
-            v = pool(res.hidden_states[layer].float(), enc["attention_mask"], pooling)
-            if normalize:
-                v = torch.nn.functional.normalize(v, dim=-1)
-            for j, i in enumerate(idx):
-                out[i] = v[j].cpu().numpy()
-    arr = np.stack(out).astype(np.float32)
-    if cache:
-        save_npy(arr, path)
-    return arr
+            for pooling, layer in todo:
+                if not -n <= layer < n:
+                    raise ValueError(f"layer {layer} out of range for {spec.name}: it has {n} hidden states "
+                                     f"(0 = token embeddings, {n - 1} = last layer)")
+                v = pool(res.hidden_states[layer].float(), enc["attention_mask"], pooling)
+                if normalize:
+                    v = torch.nn.functional.normalize(v, dim=-1)
+                for j, i in enumerate(idx):
+                    out[(pooling, layer)][i] = v[j].cpu().numpy()
+    for v in todo:
+        result[v] = np.stack(out[v]).astype(np.float32)
+        if cache:
+            save_npy(result[v], paths[v])
+    return result
