@@ -50,21 +50,25 @@ def main() -> None:
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
-    jobs += [(m, "ml-100k", [2020]) for m in ("alpharec", "alpharec-linear")]
+    paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"]  # model[:encoder]
+    jobs += [(m, "ml-100k", [2020]) for m in paper]
     if not args.quick:
-        jobs += [(m, "amazon-pantry", [2020]) for m in ("pop", "mf", "lightgcn", "sasrec", "alpharec", "alpharec-linear")]
+        jobs += [(m, "amazon-pantry", [2020]) for m in ["pop", "mf", "lightgcn", "sasrec"] + paper]
     kept = []
     if args.only:
-        jobs = [j for j in jobs if j[0] in args.only]
+        jobs = [j for j in jobs if j[0] in args.only or j[0].split(":")[0] in args.only]
         if not jobs:
             ap.error(f"--only: no benchmark job for {args.only}")
         if args.out.is_file():
-            kept = [r for r in json.loads(args.out.read_text())["records"] if r["model"] not in args.only]
+            kept = [r for r in json.loads(args.out.read_text())["records"]
+                    if label(r) not in {j[0] for j in jobs}]
     records = []
     for model, dataset, ss in jobs:
         for seed in ss:
             t = time.perf_counter()
-            rec = run(model, dataset, seed=seed, progress=False)
+            name, _, encoder = model.partition(":")
+            rec = run(name, dataset, seed=seed, progress=False, **({"encoder": encoder} if encoder else {}))
+            rec["label"] = model
             m = rec["metrics"]
             print(f"{model:9s} {dataset:14s} seed {seed:5d}: R@20 {m['recall@20']:.4f} N@20 {m['ndcg@20']:.4f} "
                   f"HR@10 {m['hr@10']:.4f} N@10 {m['ndcg@10']:.4f} | {rec['epochs']} ep, "
@@ -72,9 +76,9 @@ def main() -> None:
             records.append(rec)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
-    order = ["pop", "mf", "lightgcn", "sasrec", "alpharec-linear", "alpharec"]
+    order = ["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"]
     records = sorted(kept + records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
-                                                    order.index(r["model"]) if r["model"] in order else 99))
+                                                    order.index(label(r)) if label(r) in order else 99))
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
     write_markdown(records, env)
     print(f"wrote {args.out}")
@@ -101,6 +105,11 @@ outside the top 20% by train popularity. s/epoch = one training pass, validation
 """
 
 
+def label(r: dict) -> str:
+    """model, or model:encoder for a non-default language model (e.g. the random-vector control)."""
+    return r.get("label", r["model"])
+
+
 def write_markdown(records: list[dict], env: dict) -> None:
     md = table(records)
     print("\n" + md)
@@ -124,7 +133,7 @@ def _vs_recbole(rs: list[dict], model: str, key: str) -> str:
 def table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault((r["model"], r["dataset"], r["split"]), []).append(r)
+        groups.setdefault((label(r), r["dataset"], r["split"]), []).append(r)
     lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-item R@20 | epochs | s/epoch | vs RecBole (R@20 / N@20) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset, split), rs in groups.items():
