@@ -99,6 +99,14 @@ deviation over split seeds 2020, 1, 2, each also seeding the model), so the mean
 comparison. Both MF-BPR and LightGCN are within 5% of RecBole on the mean; the single seed-2020 draw is within
 4.0-5.9%.
 
+AlphaRec (`alpharec`): centred MiniLM title embeddings (frozen), users = mean of their train items, MLP
+384->192->64, 2 graph-convolution layers, cosine InfoNCE (tau 0.15, 256 uniform negatives shared by the batch),
+Adam 5e-4, batch 4096, patience 30 on validation Recall@20. `alpharec-linear`: the paper's linear-mapping probe
+(one bias-free 384x64 matrix, same loss). `alpharec-linear:random`: the same probe on random unit vectors of
+the same width: the control that separates what the language space contributes from what "user = mean of item
+vectors" already does. AlphaRec runs vary by about +-0.005 Recall@20 from run to run (floating-point summation
+order in the BLAS; everything else is seeded).
+
 amazon-pantry: 336 of 12871 leave-one-out test targets (2.6%) repeat an item already in the user's history;
 as in RecBole, history items are masked, so these count as misses. `tail-item R@20` = Recall@20 on test items
 outside the top 20% by train popularity. s/epoch = one training pass, validation excluded, 2 CPU threads.
