@@ -31,6 +31,7 @@ def test_run_mf_on_synthetic():
 @pytest.mark.parametrize("args,expected", [
     (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'lightgcn', 'mf', 'pop', 'sasrec']"),
     (["run", "mf", "--dataset", "netflix"], "unknown dataset 'netflix'; valid:"),
+    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], "apply to alpharec models, not 'mf'"),
 ])
 def test_unknown_names_list_valid(args, expected, capsys):
     assert main(args) == 2
@@ -56,3 +57,13 @@ def test_run_alpharec_linear_random_encoder_cli(tmp_path):
     import json
     rec = json.loads(out.read_text())
     assert rec["model"] == "alpharec-linear" and rec["hyperparameters"]["encoder"] == "random"
+
+
+def test_run_alpharec_encoder_options_reach_the_model(tmp_path):
+    import json
+
+    out = tmp_path / "b.json"
+    assert main(["run", "alpharec", "--dataset", "synthetic", "--encoder", "random-24", "--no-center",
+                 "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    hp = json.loads(out.read_text())["hyperparameters"]
+    assert hp["encoder"] == "random-24" and hp["encoder_kwargs"] == {"center": False}
