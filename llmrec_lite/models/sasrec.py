@@ -11,15 +11,13 @@ position 0 whatever the padding.
 """
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..data.split import Split
 from .base import Recommender
+from .blocks import CausalEncoder, training_windows
 
 
 class SASRec(Recommender):
@@ -28,46 +26,24 @@ class SASRec(Recommender):
         super().__init__(split)
         if loss_type not in ("ce", "bce"):
             raise ValueError(f"unknown loss_type {loss_type!r}; valid: ce, bce")
-        self.dim, self.n_heads, self.loss_type = dim, n_heads, loss_type
+        self.loss_type = loss_type
         self.item_emb = nn.Embedding(self.n_items + 1, dim, padding_idx=0)  # id 0 = padding
-        self.pos_emb = nn.Embedding(max_len, dim)
-        layer = nn.TransformerEncoderLayer(dim, n_heads, dim_feedforward=dim, dropout=dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(dim)
-        self.dropout = nn.Dropout(dropout)
+        self.seq_encoder = CausalEncoder(dim, n_layers, n_heads, max_len, dropout, init_positions=False)
         nn.init.normal_(self.item_emb.weight, std=0.02)
-        nn.init.normal_(self.pos_emb.weight, std=0.02)
+        nn.init.normal_(self.seq_encoder.pos_emb.weight, std=0.02)
         for stage in ("valid", "test"):
             self.register_buffer(f"{stage}_seq", torch.from_numpy(split.sequences(stage, max_len)), persistent=False)
         self.max_len = max_len
         self.train_hist = [h + 1 for h in split.histories("train") if len(h) >= 2]  # ids + 1
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """[B, L] item ids (+1, 0 = pad, left-padded) -> [B, L, dim] causal states."""
-        seq = seq[:, int((seq > 0).any(0).float().argmax()):]  # drop columns that are padding for all
-        B, L = seq.shape
-        pad = seq == 0
-        pos = torch.arange(L - 1, -1, -1, device=seq.device)
-        x = self.item_emb(seq) * math.sqrt(self.dim) + self.pos_emb(pos)
-        x = self.dropout(x) * (~pad).unsqueeze(-1)
-        blocked = torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), 1)[None] | pad[:, None, :]
-        blocked &= ~torch.eye(L, dtype=torch.bool, device=seq.device)  # pad rows attend to themselves
-        h = self.encoder(x, mask=blocked.repeat_interleave(self.n_heads, 0))
-        return self.norm(h)
+        """[B, L] item ids (+1, 0 = pad, left-padded) -> [B, L', dim] causal states."""
+        seq = CausalEncoder.trim(seq)
+        return self.seq_encoder(self.item_emb(seq), seq == 0)
 
     def train_batches(self, batch_size, rng):
-        """Left-padded windows [B, max_len + 1]: inputs [:, :-1] predict targets [:, 1:]."""
-        order = rng.permutation(len(self.train_hist))
-        L = self.max_len + 1
-        for s in range(0, len(order), batch_size):
-            out = np.zeros((len(order[s:s + batch_size]), L), np.int64)
-            for row, u in enumerate(order[s:s + batch_size]):
-                h = self.train_hist[u]
-                end = int(rng.integers(L, len(h) + 1)) if len(h) > L else len(h)
-                w = h[max(0, end - L):end]
-                out[row, L - len(w):] = w
-            yield torch.from_numpy(out).to(self.device)
+        for window, _ in training_windows(self.train_hist, batch_size, self.max_len, rng, self.device):
+            yield window
 
     def loss(self, seq: torch.Tensor) -> torch.Tensor:
         h = self.encode(seq[:, :-1])
