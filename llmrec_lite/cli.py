@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     r.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as positives (default: all)")
     r.add_argument("--k-core", type=int, default=0, help="drop users/items with fewer interactions, iteratively")
     r.add_argument("--encoder", default=None,
-                   help="alpharec models: minilm | smollm2 | random | a HF path/id (default minilm)")
-    r.add_argument("--pooling", default=None, help="alpharec models: mean | last | first token (default mean)")
-    r.add_argument("--layer", type=int, default=None, help="alpharec models: hidden layer (-1 = last, default)")
+                   help="alpharec / llmesr: minilm | smollm2 | random | a HF path/id (default minilm)")
+    r.add_argument("--pooling", default=None, help="alpharec / llmesr: mean | last | first token (default mean)")
+    r.add_argument("--layer", type=int, default=None, help="alpharec / llmesr: hidden layer (-1 = last, default)")
     r.add_argument("--no-center", action="store_true",
                    help="alpharec models: keep the raw LM vectors (default: subtract the catalogue's mean vector)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -74,8 +74,10 @@ def main(argv=None) -> int:
         lm = {"encoder": args.encoder} if args.encoder else {}
         enc_kw = {k: v for k, v in (("pooling", args.pooling), ("layer", args.layer)) if v is not None}
         enc_kw |= {"center": False} if args.no_center else {}
-        if (lm or enc_kw) and not args.model.startswith("alpharec"):
-            raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to alpharec models, not {args.model!r}")
+        text_models = ("alpharec", "alpharec-linear", "llmesr")
+        if (lm or enc_kw) and args.model not in text_models:
+            raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to the models that read item text "
+                             f"{list(text_models)}, not {args.model!r}")
         if enc_kw:
             lm["encoder_kwargs"] = enc_kw
         rec = run(args.model, args.dataset, epochs=args.epochs, seed=args.seed, device=args.device,

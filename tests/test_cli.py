@@ -29,9 +29,9 @@ def test_run_mf_on_synthetic():
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'lightgcn', 'mf', 'pop', 'sasrec']"),
+    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'lightgcn', 'llmesr', 'mf', 'pop', 'sasrec']"),
     (["run", "mf", "--dataset", "netflix"], "unknown dataset 'netflix'; valid:"),
-    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], "apply to alpharec models, not 'mf'"),
+    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], "apply to the models that read item text ['alpharec', 'alpharec-linear', 'llmesr'], not 'mf'"),
 ])
 def test_unknown_names_list_valid(args, expected, capsys):
     assert main(args) == 2

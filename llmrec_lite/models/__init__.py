@@ -4,6 +4,7 @@ from __future__ import annotations
 from .alpharec import AlphaRec, AlphaRecLinear
 from .base import Recommender
 from .lightgcn import LightGCN
+from .llmesr import LLMESR
 from .mf import MF
 from .pop import Pop
 from .sasrec import SASRec
@@ -16,6 +17,9 @@ MODELS = {
     # paper models (AlphaRec: Adam 5e-4, batch 4096, tau 0.15, 256 negatives, as the official code)
     "alpharec": (AlphaRec, "random", {"lr": 5e-4, "batch_size": 4096, "epochs": 300, "patience": 30}),
     "alpharec-linear": (AlphaRecLinear, "random", {"lr": 5e-4, "batch_size": 4096, "epochs": 300, "patience": 30}),
+    # LLM-ESR: SASRec backbone; BCE with one negative + 0.1 x MSE self-distillation, as the official code
+    "llmesr": (LLMESR, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
+                               "valid_metric": "ndcg@10"}),
     "sasrec": (SASRec, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
                                "valid_metric": "ndcg@10"}),
 }
@@ -27,4 +31,4 @@ def get_model(name: str):
     return MODELS[name]
 
 
-__all__ = ["MODELS", "AlphaRec", "AlphaRecLinear", "LightGCN", "MF", "Pop", "Recommender", "SASRec", "get_model"]
+__all__ = ["MODELS", "AlphaRec", "AlphaRecLinear", "LLMESR", "LightGCN", "MF", "Pop", "Recommender", "SASRec", "get_model"]

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+
+from llmrec_lite.data import leave_one_out
+from llmrec_lite.models import LLMESR
+from llmrec_lite.retrieval import cached_similar_users, similar_users, user_prompts
+from llmrec_lite.text import item_embeddings
+from llmrec_lite.trainer import fit
+
+
+@pytest.fixture(scope="module")
+def setup(synth):
+    s = leave_one_out(synth)
+    z = item_embeddings(synth.item_texts, "random-48", seed=0)
+    zu = item_embeddings(user_prompts(s), "random-24", seed=1)
+    return s, z, zu
+
+
+def model(setup, **kw):
+    s, z, zu = setup
+    torch.manual_seed(0)
+    return LLMESR(s, item_z=z, user_z=zu, dim=16, max_len=20, pool_similar=8, n_similar=3, **kw)
+
+
+def test_pca_initialisation_is_the_projected_lm_embeddings(setup):
+    _, z, _ = setup
+    m = model(setup)
+    expected = PCA(n_components=16, random_state=0).fit_transform(z)
+    np.testing.assert_allclose(m.id_emb.weight[1:].detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+    centred = (z - z.mean(0)) @ PCA(n_components=16, random_state=0).fit(z).components_.T  # = projection
+    np.testing.assert_allclose(expected, centred, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(model(setup, pca=False).id_emb.weight[1:].detach().numpy(), expected, atol=1e-3)
+    assert torch.all(m.id_emb.weight[0] == 0)  # padding row
+
+
+def test_semantic_table_is_frozen_unless_asked(setup):
+    s = setup[0]
+    for freeze in (True, False):
+        m = model(setup, freeze_semantic=freeze)
+        before = m.sem_emb.weight.detach().clone()
+        fit(m, s, epochs=2, lr=1e-2, batch_size=64, valid_metric="ndcg@10", progress=False)
+        assert torch.equal(before, m.sem_emb.weight.detach()) == freeze
+
+
+def test_retrieval_never_returns_the_user_itself():
+    z = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    z[10] = z[11]  # an exact twin: it must be retrieved, oneself never
+    nn_idx = similar_users(z, k=49, batch_size=7)
+    assert (nn_idx != np.arange(50)[:, None]).all()
+    assert nn_idx[10, 0] == 11 and nn_idx[11, 0] == 10
+    assert all(len(set(r)) == 49 for r in nn_idx)
+    with pytest.raises(ValueError, match="k must be"):
+        similar_users(z, k=50)
+
+
+def test_retrieval_is_cached(tmp_path, monkeypatch):
+    import llmrec_lite.retrieval as r
+
+    z = np.random.default_rng(0).standard_normal((30, 8)).astype(np.float32)
+    a = cached_similar_users(z, 5, cache_dir=tmp_path)
+    monkeypatch.setattr(r, "similar_users", lambda *a, **k: pytest.fail("recomputed"))
+    np.testing.assert_array_equal(r.cached_similar_users(z, 5, cache_dir=tmp_path), a)
+
+
+def test_teacher_carries_no_gradient_and_distillation_changes_the_loss(setup):
+    s = setup[0]
+    m = model(setup, alpha=1.0).train()
+    m.refresh_bank()
+    batch = next(iter(m.train_batches(32, np.random.default_rng(0))))
+    users = batch[1]
+    assert not m.teacher(users).requires_grad
+    picked = m.similar[users]
+    assert (picked != users[:, None]).all()
+    m.zero_grad()
+    torch.manual_seed(0)
+    m.loss(batch).backward()
+    assert m.bank.grad is None and not m.bank.requires_grad
+    no_kd = model(setup, distill=False)
+    assert no_kd.similar is None and no_kd.cross is not None and model(setup, cross_attention=False).cross is None
+
+
+def test_cross_attention_is_causal(setup):
+    s = setup[0]
+    m = model(setup).eval()
+    seq = m.test_seq[:4].clone()
+    h = m.encode(seq)
+    seq2 = seq.clone()
+    seq2[:, -1] = (seq2[:, -1] % s.n_items) + 1  # change only the most recent item
+    h2 = m.encode(seq2)
+    torch.testing.assert_close(h[:, :-1], h2[:, :-1])
+    assert not torch.allclose(h[:, -1], h2[:, -1])
+    assert torch.isfinite(m.score_all(torch.arange(s.n_users), "test")).all()
+
+
+def test_gain_plot_draws_one_bar_per_variant_and_group(setup):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmrec_lite.explore import plot_gains
+
+    def rec(v):
+        g = {k: {"ndcg@10": v, "n_users": 1} for k in ("tail_users", "head_users", "tail_items", "head_items")}
+        return {"metrics": {"ndcg@10": v, "by_group": g}}
+
+    fig = plot_gains({"base": rec(0.1), "a": rec(0.12), "b": rec(0.05)}, "base")
+    heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
+    assert heights == [-50.0] * 5 + [20.0] * 5
