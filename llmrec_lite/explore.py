@@ -7,7 +7,7 @@ import numpy as np
 
 from .data.split import Split
 from .experiment import train_and_test
-from .text import item_embeddings
+from .text import item_embeddings, unit_rows
 
 PROBES = {"linear": ("alpharec-linear", {}), "mlp": ("alpharec", {"n_layers": 0})}
 
@@ -93,7 +93,7 @@ def neighbour_agreement(x: np.ndarray, labels, k: int = 10) -> float:
     """Share of each row's k cosine-nearest neighbours (itself excluded) with the same label, averaged:
     how much a space groups items by ``labels`` (genre, popularity bin, ...)."""
     labels = np.asarray(labels)
-    e = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    e = unit_rows(x)
     sim = e @ e.T
     np.fill_diagonal(sim, -np.inf)
     nn_idx = np.argpartition(-sim, k, axis=1)[:, :k]

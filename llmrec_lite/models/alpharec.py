@@ -77,11 +77,11 @@ class _LanguageSpaceModel(EmbeddingRecommender):
         e~_u = (1 - alpha) e_u + alpha e_int, both normalised, e_int = map of the intention's LM
         vector; returns cosine scores [len(users), n_items]."""
         self.eval()
-        u, i = self.embed()
-        u = nn.functional.normalize(u[torch.as_tensor(users, device=u.device)], dim=-1)
+        u, i = self.scoring_embeddings()  # normalised (cosine = True), computed once while evaluating
+        u = u[torch.as_tensor(users, device=u.device)]
         e_int = nn.functional.normalize(self.map_text(z_intention).reshape(1, -1), dim=-1)
         mixed = nn.functional.normalize((1 - alpha) * u + alpha * e_int, dim=-1)
-        return mixed @ nn.functional.normalize(i, dim=-1).T
+        return mixed @ i.T
 
 
 class AlphaRec(_LanguageSpaceModel):

@@ -55,13 +55,17 @@ class EmbeddingRecommender(Recommender):
     def embed(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def score_all(self, users: torch.Tensor, stage: str) -> torch.Tensor:
+    def scoring_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(users, items) as scored (normalised if ``cosine``); cached while not training."""
         if self._cache is None or self.training:
             u, i = self.embed()
             if self.cosine:
                 u, i = nn.functional.normalize(u, dim=-1), nn.functional.normalize(i, dim=-1)
             self._cache = (u, i)
-        u, i = self._cache
+        return self._cache
+
+    def score_all(self, users: torch.Tensor, stage: str) -> torch.Tensor:
+        u, i = self.scoring_embeddings()
         return u[users] @ i.T
 
     def train(self, mode: bool = True):

@@ -39,9 +39,16 @@ class CausalEncoder(nn.Module):
         B, L, _ = x.shape
         pos = torch.arange(L - 1, -1, -1, device=x.device)
         x = self.dropout(x * math.sqrt(self.dim) + self.pos_emb(pos)) * (~pad).unsqueeze(-1)
-        blocked = torch.triu(torch.ones(L, L, dtype=torch.bool, device=x.device), 1)[None] | pad[:, None, :]
-        blocked &= ~torch.eye(L, dtype=torch.bool, device=x.device)  # pad rows attend to themselves
-        return self.norm(self.encoder(x, mask=blocked.repeat_interleave(self.n_heads, 0)))
+        return self.norm(self.encoder(x, mask=causal_mask(pad, self.n_heads)))
+
+
+def causal_mask(pad: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Attention mask [B * n_heads, L, L] (True = blocked) for left-padded sequences: no position
+    sees a later one or a padding key; padding rows attend to themselves (no all-blocked row)."""
+    L = pad.shape[1]
+    blocked = torch.triu(torch.ones(L, L, dtype=torch.bool, device=pad.device), 1)[None] | pad[:, None, :]
+    blocked &= ~torch.eye(L, dtype=torch.bool, device=pad.device)
+    return blocked.repeat_interleave(n_heads, 0)
 
 
 def training_windows(histories: list[np.ndarray], batch_size: int, max_len: int, rng: np.random.Generator,

@@ -30,7 +30,7 @@ from ..data.split import Split
 from ..retrieval import cached_similar_users, user_prompts
 from ..text import item_embeddings
 from .base import Recommender
-from .blocks import CausalEncoder, training_windows
+from .blocks import CausalEncoder, causal_mask, training_windows
 
 
 def pca_init(z: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
@@ -72,8 +72,9 @@ class LLMESR(Recommender):
             self.register_buffer(f"{stage}_seq", torch.from_numpy(split.sequences(stage, max_len)), persistent=False)
         self.register_buffer("train_seq", torch.from_numpy(split.sequences("train", max_len)), persistent=False)
         hist = split.histories("train")
-        self.hist_users = np.array([u for u, h in enumerate(hist) if len(h) >= 2])
-        self.train_hist = [hist[u] + 1 for u in self.hist_users]
+        hist_users = np.array([u for u, h in enumerate(hist) if len(h) >= 2], dtype=np.int64)
+        self.train_hist = [hist[u] + 1 for u in hist_users]
+        self.register_buffer("hist_users", torch.from_numpy(hist_users), persistent=False)  # row -> user id
         similar = None
         if distill:
             if user_z is None:
@@ -93,10 +94,7 @@ class LLMESR(Recommender):
         pad = seq == 0
         col, sem = self.id_emb(seq), self.adapter(self.sem_emb(seq))
         if self.cross is not None:  # residual cross-attention, causal; pad rows attend to themselves
-            L = seq.shape[1]
-            eye = torch.eye(L, dtype=torch.bool, device=seq.device)
-            blocked = (torch.triu(torch.ones(L, L, dtype=torch.bool, device=seq.device), 1)[None] | pad[:, None, :]) & ~eye
-            mask = blocked.repeat_interleave(self.cross["col"].num_heads, 0)
+            mask = causal_mask(pad, self.cross["col"].num_heads)
             col, sem = (col + self.cross["col"](col, sem, sem, attn_mask=mask, need_weights=False)[0],
                         sem + self.cross["sem"](sem, col, col, attn_mask=mask, need_weights=False)[0])
         return torch.cat([self.seq_encoder(col, pad), self.seq_encoder(sem, pad)], dim=-1)
@@ -120,7 +118,7 @@ class LLMESR(Recommender):
         if self.similar is not None and self.alpha > 0:
             self.refresh_bank()
         for window, rows in training_windows(self.train_hist, batch_size, self.max_len, rng, self.device):
-            yield window, torch.from_numpy(self.hist_users).to(self.device)[rows]
+            yield window, self.hist_users[rows]
 
     def loss(self, batch) -> torch.Tensor:
         seq, users = batch

@@ -5,7 +5,15 @@ from .models import ModelNotFoundError, resolve, smollm2_dir
 from .prompts import item_prompt, user_prompt
 
 __all__ = ["ModelNotFoundError", "encode_items", "encode_like", "encode_variants", "generate", "item_embeddings", "item_prompt", "mean_cosine", "nearest", "pool", "resolve",
-           "smollm2_dir", "user_prompt"]
+           "smollm2_dir", "unit_rows", "user_prompt"]
+
+
+def unit_rows(x):
+    """Rows scaled to unit L2 norm (float32; all-zero rows stay zero)."""
+    import numpy as np
+
+    x = np.asarray(x)
+    return (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
 
 def item_embeddings(texts, encoder: str = "minilm", seed: int = 0, center: bool = False, **kwargs):
@@ -22,34 +30,23 @@ def item_embeddings(texts, encoder: str = "minilm", seed: int = 0, center: bool 
 
     if encoder == "random" or encoder.startswith("random-"):
         dim = int(encoder.split("-", 1)[1]) if "-" in encoder else 384
-        x = np.random.default_rng(seed).standard_normal((len(texts), dim)).astype(np.float32)
+        x = unit_rows(np.random.default_rng(seed).standard_normal((len(texts), dim)).astype(np.float32))
     else:
         x = encode_items(texts, encoder=encoder, **kwargs)
-        if not center:
-            return x
-    if center:
-        x = x - x.mean(0, keepdims=True)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    return unit_rows(x - x.mean(0, keepdims=True)) if center else x
 
 
 def encode_like(texts, catalogue: "np.ndarray", encoder: str = "minilm", center: bool = True, **kwargs):
     """Encode new texts (a user's intention, a new item) into the same space as a catalogue encoded
     with ``item_embeddings(..., center=center)``: ``catalogue`` is the raw (uncentred) catalogue."""
-    import numpy as np
-
     x = encode_items(list(texts), encoder=encoder, **kwargs)
-    if center:
-        x = x - catalogue.mean(0, keepdims=True)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    return unit_rows(x - catalogue.mean(0, keepdims=True)) if center else unit_rows(x)
 
 
 def mean_cosine(x) -> float:
     """Average cosine similarity between all pairs of rows (incl. self) — 1.0 = all vectors point the
     same way (an anisotropic space), ~0 = spread out."""
-    import numpy as np
-
-    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-    m = x.mean(0)
+    m = unit_rows(x).mean(0)
     return float(m @ m)
 
 
@@ -57,7 +54,7 @@ def nearest(embeddings, index: int, k: int = 5):
     """Indices of the k rows most cosine-similar to row ``index`` (itself excluded)."""
     import numpy as np
 
-    e = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True).clip(1e-12)
+    e = unit_rows(embeddings)
     sim = e @ e[index]
     sim[index] = -np.inf
     return np.argsort(-sim)[:k]
