@@ -50,13 +50,14 @@ def main() -> None:
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
-    paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"]  # model[:encoder]
+    paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"] + list(VARIANTS)  # model[:encoder] or variant
     jobs += [(m, "ml-100k", [2020]) for m in paper]
     if not args.quick:
-        jobs += [(m, "amazon-pantry", [2020]) for m in ["pop", "mf", "lightgcn", "sasrec"] + paper]
+        jobs += [(m, "amazon-pantry", [2020]) for m in ["pop", "mf", "lightgcn", "sasrec"] + paper
+                 if not m.endswith("smollm2")]
     kept = []
     if args.only:
-        jobs = [j for j in jobs if j[0] in args.only or j[0].split(":")[0] in args.only]
+        jobs = [j for j in jobs if j[0] in args.only or resolve(j[0])[0] in args.only]
         if not jobs:
             ap.error(f"--only: no benchmark job for {args.only}")
         if args.out.is_file():
@@ -66,8 +67,8 @@ def main() -> None:
     for model, dataset, ss in jobs:
         for seed in ss:
             t = time.perf_counter()
-            name, _, encoder = model.partition(":")
-            rec = run(name, dataset, seed=seed, progress=False, **({"encoder": encoder} if encoder else {}))
+            name, overrides = resolve(model)
+            rec = run(name, dataset, seed=seed, progress=False, **overrides)
             rec["label"] = model
             m = rec["metrics"]
             print(f"{model:9s} {dataset:14s} seed {seed:5d}: R@20 {m['recall@20']:.4f} N@20 {m['ndcg@20']:.4f} "
@@ -76,7 +77,7 @@ def main() -> None:
             records.append(rec)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
-    order = ["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"]
+    order = ["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"] + list(VARIANTS)
     records = sorted(kept + records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
                                                     order.index(label(r)) if label(r) in order else 99))
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
@@ -107,10 +108,37 @@ the same width: the control that separates what the language space contributes f
 vectors" already does. AlphaRec runs vary by about +-0.005 Recall@20 from run to run (floating-point summation
 order in the BLAS; everything else is seeded).
 
+LLM-ESR (`llmesr`): MiniLM item prompts (frozen semantic table) -> adapter 384->192->64, ID table initialised
+with PCA-64 of those vectors, causal cross-attention, one shared SASRec encoder (as `sasrec`), BCE with one
+negative per position plus 0.1 x MSE self-distillation to the mean of 10 users drawn from each user's 100
+nearest by MiniLM user-prompt embedding (the official code's settings). `llmesr-alpha0`: the same without
+self-distillation (the alpha validation prefers on ml-100k); `llmesr-ce-alpha0`: with full-softmax
+cross-entropy instead of BCE (the loss `sasrec` uses by default); `llmesr-alpha0-smollm2`: `llmesr-alpha0` with
+SmolLM2-135M item vectors (mean pooling, layer 15, centred) for the semantic view. `sasrec-bce`: SASRec with the paper's BCE
+loss, LLM-ESR's like-for-like baseline. Tail users = the 80% with the shortest train histories.
+
 amazon-pantry: 336 of 12871 leave-one-out test targets (2.6%) repeat an item already in the user's history;
 as in RecBole, history items are masked, so these count as misses. `tail-item R@20` = Recall@20 on test items
 outside the top 20% by train popularity. s/epoch = one training pass, validation excluded, 2 CPU threads.
 """
+
+
+VARIANTS = {  # benchmark label: (model, overrides) for runs that differ from a model's defaults
+    "sasrec-bce": ("sasrec", {"loss_type": "bce"}),
+    "llmesr": ("llmesr", {}),
+    "llmesr-alpha0": ("llmesr", {"distill": False}),
+    "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),
+    "llmesr-alpha0-smollm2": ("llmesr", {"distill": False, "encoder": "smollm2",  # ml-100k only
+                                         "encoder_kwargs": {"pooling": "mean", "layer": 15, "center": True}}),
+}
+
+
+def resolve(job: str) -> tuple[str, dict]:
+    """A job label -> (model name, overrides): a VARIANTS entry, or model[:encoder]."""
+    if job in VARIANTS:
+        return VARIANTS[job][0], dict(VARIANTS[job][1])
+    name, _, encoder = job.partition(":")
+    return name, ({"encoder": encoder} if encoder else {})
 
 
 def label(r: dict) -> str:
@@ -142,8 +170,8 @@ def table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((label(r), r["dataset"], r["split"]), []).append(r)
-    lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-item R@20 | epochs | s/epoch | vs RecBole (R@20 / N@20) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-user N@10 | tail-item N@10 | tail-item R@20 | epochs | s/epoch | vs RecBole (R@20 / N@20) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset, split), rs in groups.items():
         ref = ""
         if dataset == "ml-100k" and model in RECBOLE:
@@ -153,7 +181,8 @@ def table(records: list[dict]) -> str:
         epochs = statistics.mean(r["epochs"] for r in rs)
         spe = statistics.mean(r["seconds_per_epoch"] for r in rs)
         lines.append(f"| {model} | {dataset} | {split} | {len(rs)} | {_stat(rs, 'recall@20')} | {_stat(rs, 'ndcg@20')} | "
-                     f"{_stat(rs, 'hr@10')} | {_stat(rs, 'ndcg@10')} | {_stat(rs, 'recall@20', 'tail_items')} | {epochs:.0f} | {spe:.2f} | {ref} |")
+                     f"{_stat(rs, 'hr@10')} | {_stat(rs, 'ndcg@10')} | {_stat(rs, 'ndcg@10', 'tail_users')} | "
+                     f"{_stat(rs, 'ndcg@10', 'tail_items')} | {_stat(rs, 'recall@20', 'tail_items')} | {epochs:.0f} | {spe:.2f} | {ref} |")
     return "\n".join(lines)
 
 

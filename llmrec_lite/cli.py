@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import time
@@ -35,6 +36,20 @@ def info() -> str:
     return "\n".join(lines)
 
 
+def parse_settings(items: list[str]) -> dict:
+    """["alpha=0.01", "distill=False", "loss_type=bce"] -> {"alpha": 0.01, "distill": False, "loss_type": "bce"}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r} (e.g. --set loss_type=bce)")
+        try:
+            out[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value  # a plain string such as bce
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m llmrec_lite", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -49,11 +64,13 @@ def main(argv=None) -> int:
     r.add_argument("--min-rating", type=float, default=None, help="keep ratings >= this as positives (default: all)")
     r.add_argument("--k-core", type=int, default=0, help="drop users/items with fewer interactions, iteratively")
     r.add_argument("--encoder", default=None,
-                   help="alpharec / llmesr: minilm | smollm2 | random | a HF path/id (default minilm)")
+                   help="models that read item text: minilm | smollm2 | random | a HF path/id (default minilm)")
     r.add_argument("--pooling", default=None, help="alpharec / llmesr: mean | last | first token (default mean)")
     r.add_argument("--layer", type=int, default=None, help="alpharec / llmesr: hidden layer (-1 = last, default)")
     r.add_argument("--no-center", action="store_true",
                    help="alpharec models: keep the raw LM vectors (default: subtract the catalogue's mean vector)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                   help="a model or trainer setting, repeatable: --set loss_type=bce --set distill=False --set lr=5e-4")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     sub.add_parser("info", help="where data, caches and language models are found")
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
@@ -74,14 +91,15 @@ def main(argv=None) -> int:
         lm = {"encoder": args.encoder} if args.encoder else {}
         enc_kw = {k: v for k, v in (("pooling", args.pooling), ("layer", args.layer)) if v is not None}
         enc_kw |= {"center": False} if args.no_center else {}
-        text_models = ("alpharec", "alpharec-linear", "llmesr")
+        text_models = ("alpharec", "alpharec-linear", "llmesr", "pad", "id-text-concat")
         if (lm or enc_kw) and args.model not in text_models:
             raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to the models that read item text "
                              f"{list(text_models)}, not {args.model!r}")
         if enc_kw:
             lm["encoder_kwargs"] = enc_kw
         rec = run(args.model, args.dataset, epochs=args.epochs, seed=args.seed, device=args.device,
-                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core, **lm)
+                  root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core,
+                  **lm, **parse_settings(args.settings))
         print(format_table([rec]))
         print(f"{rec['epochs']} epochs (best {rec['best_epoch']}), {rec['seconds_per_epoch']:.2f} s/epoch, "
               f"{time.perf_counter() - t:.1f} s in all")

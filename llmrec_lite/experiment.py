@@ -1,6 +1,7 @@
 """Train-and-test in one call: the same record (JSON) for the CLI, the notebooks and the benchmark."""
 from __future__ import annotations
 
+import inspect
 import platform
 
 import torch
@@ -27,11 +28,21 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         raise ValueError(f"{model} expects the {protocol!r} split, got {split.protocol!r}")
     hp = dict(defaults)
     trainer_keys = {"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every"}
+    model_keys = set(inspect.signature(cls.__init__).parameters) - {"self", "split"}
+    unknown = sorted(set(overrides) - trainer_keys - model_keys)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} for {model}; valid: {sorted(trainer_keys | model_keys)}")
     hp.update({k: v for k, v in overrides.items() if k in trainer_keys})
     model_kw = {k: v for k, v in overrides.items() if k not in trainer_keys}
     torch.manual_seed(seed)
     m = cls(split, **model_kw)
-    res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
+    stages = []
+    for stage in getattr(m, "stages", (None,)):  # multi-stage models (PAD) are fitted stage by stage
+        if stage is not None:
+            m.set_stage(stage)
+        res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
+        stages.append({"stage": stage, "epochs": res.epochs, "best_epoch": res.best_epoch,
+                       "best_valid": res.best_valid, "train_seconds": res.train_seconds})
     test = evaluate(m, split, "test", device=resolve_device(device))
     keep = REPORT + ("hr@20",)
     model_kw = {k: (f"<array {list(v.shape)}>" if hasattr(v, "shape") else v) for k, v in model_kw.items()}
@@ -40,8 +51,10 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         "metrics": {k: test[k] for k in keep}
         | {"by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}},
         "n_test_users": test["n_users"],
-        "train_seconds": res.train_seconds, "epochs": res.epochs, "best_epoch": res.best_epoch,
+        "train_seconds": sum(st["train_seconds"] for st in stages), "epochs": sum(st["epochs"] for st in stages),
+        "best_epoch": res.best_epoch,
         "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
+        **({"stages": stages} if len(stages) > 1 else {}),
         "hyperparameters": hp | model_kw, "dataset_stats": split.dataset.stats(),
         "environment": {"torch": torch.__version__, "device": str(resolve_device(device)),
                         "python": platform.python_version()},

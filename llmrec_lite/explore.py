@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 from .data.split import Split
 from .experiment import train_and_test
+from .metrics import paired_difference
 from .text import item_embeddings, unit_rows
 
 PROBES = {"linear": ("alpharec-linear", {}), "mlp": ("alpharec", {"n_layers": 0})}
@@ -93,11 +95,25 @@ def neighbour_agreement(x: np.ndarray, labels, k: int = 10) -> float:
     """Share of each row's k cosine-nearest neighbours (itself excluded) with the same label, averaged:
     how much a space groups items by ``labels`` (genre, popularity bin, ...)."""
     labels = np.asarray(labels)
-    e = unit_rows(x)
+    nn_idx = knn(x, k)
+    return float((labels[nn_idx] == labels[:, None]).mean())
+
+
+def knn(x: np.ndarray, k: int = 10) -> np.ndarray:
+    """[n, k] indices of each row's k cosine-nearest other rows (unordered)."""
+    e = unit_rows(np.asarray(x, dtype=np.float32))
     sim = e @ e.T
     np.fill_diagonal(sim, -np.inf)
-    nn_idx = np.argpartition(-sim, k, axis=1)[:, :k]
-    return float((labels[nn_idx] == labels[:, None]).mean())
+    return np.argpartition(-sim, k, axis=1)[:, :k]
+
+
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean share of each row's k nearest neighbours that two spaces (same rows) agree on: 1 = the
+    same semantic relations, k/n = unrelated. E.g. LM item vectors before vs after fine-tuning."""
+    if len(a) != len(b):
+        raise ValueError(f"both spaces need the same rows, got {len(a)} and {len(b)}")
+    na, nb = knn(a, k), knn(b, k)
+    return float(np.mean([len(np.intersect1d(r, s)) / k for r, s in zip(na, nb)]))
 
 
 def popularity_bins(split: Split) -> np.ndarray:
@@ -204,3 +220,20 @@ def gain_widget(records: dict[str, dict], baseline: str):
                                             baseline, metric),
         metric=w.Dropdown(options=["ndcg@10", "hr@10", "ndcg@20", "hr@20"], value="ndcg@10"),
         variants=w.SelectMultiple(options=names, value=tuple(names[:2]), rows=min(len(names), 6)))
+
+
+def difference_table(results: dict[str, dict], baseline: str, metric: str = "ndcg@10",
+                     groups=("all", "tail_users", "head_users", "tail_items", "head_items"), seed: int = 0) -> pd.DataFrame:
+    """Each variant minus ``baseline`` on ``metric`` per group, as "diff [95% interval]" (paired
+    bootstrap over test users, ``metrics.paired_difference``). ``results``: {label: evaluate(...,
+    per_user=True)}. An interval that excludes 0 is a difference the test set can see."""
+    rows = {}
+    for name, res in results.items():
+        if name == baseline:
+            continue
+        cells = {}
+        for g in groups:
+            d = paired_difference(res, results[baseline], metric, None if g == "all" else g, seed=seed)
+            cells[g.replace("_", " ")] = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+        rows[name] = cells
+    return pd.DataFrame(rows).T.rename_axis(f"{metric} − {baseline}")

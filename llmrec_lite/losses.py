@@ -19,3 +19,52 @@ def info_nce(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: floa
     s_neg = u @ neg.T if neg.dim() == 2 else torch.einsum("bd,bnd->bn", u, neg)  # [B, N]
     logits = torch.cat([s_pos, s_neg], dim=1) / tau
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+
+def sampled_bce(pos_logit: torch.Tensor, neg_logit: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with sampled negatives (SASRec's original loss, LLM-ESR's and PAD's): positives
+    labelled 1, negatives 0, averaged over all of them."""
+    return F.binary_cross_entropy_with_logits(torch.cat([pos_logit, neg_logit]),
+                                              torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]))
+
+
+# ------------------------------------------------------------------------------------------- MMD
+PAD_BANDWIDTHS = (0.125, 0.25, 0.5, 1.0, 2.0)  # PAD / DAN: sigma^2 = m x mean squared distance, m = 2^-3 .. 2^1
+
+
+def mk_mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=PAD_BANDWIDTHS) -> torch.Tensor:
+    """Multi-kernel maximum mean discrepancy (DAN; PAD's alignment loss), the unbiased estimate of
+
+        MMD^2(P, Q) = E k(x, x') + E k(y, y') - 2 E k(x, y),   k = (1/m) sum_k exp(-||a - b||^2 / (2 sigma_k^2))
+
+    with sigma_k^2 = bandwidths[k] x the mean squared distance between all pairs of the pooled batch
+    (detached: the bandwidths follow the data but are not optimised). x: [n, d], y: [m, d]. Gaussian
+    kernels are characteristic: MMD = 0 only when the two distributions are equal, all moments included.
+    The official code sums the five kernels (tllib); the mean used here is the same loss / 5, so its
+    weight 0.2 corresponds to 1.0 here.
+    """
+    if x.dim() != 2 or y.dim() != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"mk_mmd needs two [n, d] samples of the same width, got {tuple(x.shape)} and {tuple(y.shape)}")
+    n, m = len(x), len(y)
+    if n < 2 or m < 2:
+        raise ValueError("mk_mmd needs at least two rows in each sample")
+    z = torch.cat([x, y])
+    d2 = torch.cdist(z, z).pow(2)
+    scale = d2.detach().sum() / (len(z) * (len(z) - 1))  # mean over distinct pairs
+    k = sum(torch.exp(-d2 / (2 * b * scale)) for b in bandwidths) / len(bandwidths)
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    return ((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+            - 2 * kxy.mean())
+
+
+def single_kernel_mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 1.0) -> torch.Tensor:
+    """``mk_mmd`` with one Gaussian kernel (sigma^2 = bandwidth x mean squared distance): the comparison PAD
+    makes against a single characteristic kernel whose one bandwidth may miss the scale that differs."""
+    return mk_mmd(x, y, bandwidths=(bandwidth,))
+
+
+def linear_mmd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """MMD with the linear kernel k(a, b) = a·b, i.e. the squared distance of the means ||E x - E y||^2:
+    a non-characteristic kernel that sees only the first moment (two distributions with equal means but
+    different spreads look identical to it)."""
+    return (x.mean(0) - y.mean(0)).pow(2).sum()

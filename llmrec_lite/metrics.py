@@ -57,7 +57,8 @@ def _dense_rows(m: sp.csr_matrix, rows: np.ndarray, device) -> torch.Tensor:
 def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, split: Split,
              stage: str = "test", ks: Sequence[int] = REPORT_KS, batch_size: int = 1024,
              device="cpu", mask_seen: bool = True, n_negatives: int | None = None,
-             seed: int = 0, groups: bool = True, candidates: np.ndarray | None = None) -> dict:
+             seed: int = 0, groups: bool = True, candidates: np.ndarray | None = None,
+             per_user: bool = False) -> dict:
     """Rank all items for every user with a ``stage`` target and average the metrics.
 
     score_fn: a model with ``score_all(users, stage)`` or a function (users, stage) -> [B, n_items].
@@ -66,6 +67,8 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
         all items (the "100 sampled negatives" protocol of several papers; full ranking is stricter).
     candidates: bool[n_items]; rank only these items and keep only targets among them (e.g. the
         cold-start protocol "recommend among new items": ``candidates=split.cold_items``).
+    per_user: also return ``users`` (ids, ascending) and ``per_user`` {metric: array over those users},
+        e.g. for a paired comparison of two models (``paired_difference``).
     """
     model = score_fn if hasattr(score_fn, "score_all") else None
     fn = model.score_all if model is not None else score_fn
@@ -90,7 +93,7 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
     rng = np.random.default_rng(seed)
     # equal scores are ranked in a fixed random order, not by item id (ids often follow popularity)
     perm = torch.from_numpy(np.random.default_rng(seed).permutation(split.n_items)).to(device)
-    per_user: dict[str, list] = {}
+    values: dict[str, list] = {}
     parts: dict[str, list] = {g: [] for g in item_groups}
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
@@ -111,31 +114,57 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
         idx, hit = topk_hits(scores[:, perm], tgt[:, perm], kmax)
         idx = perm[idx]
         for name, v in ranking_metrics(hit, tgt.sum(1), ks).items():
-            per_user.setdefault(name, []).append(v.cpu())
+            values.setdefault(name, []).append(v.cpu())
         if groups:
             for g, mask in item_groups.items():
                 t_g = tgt & mask
                 n_g = t_g.sum(1)
                 m = ranking_metrics(hit & mask[idx], n_g, ks)
                 keep = (n_g > 0).cpu()
-                parts[g].append({k: v.cpu()[keep] for k, v in m.items()})
-    per_user = {k: torch.cat(v) for k, v in per_user.items()}
-    result = {k: float(v.mean()) for k, v in per_user.items()}
+                parts[g].append({k: v.cpu()[keep] for k, v in m.items()} | {"users": torch.from_numpy(batch)[keep]})
+    values = {k: torch.cat(v) for k, v in values.items()}
+    result = {k: float(v.mean()) for k, v in values.items()}
     result["n_users"] = int(len(users))
+    if per_user:
+        result["users"], result["per_user"] = users, {k: v.numpy() for k, v in values.items()}
     if groups:
         tail = torch.from_numpy(split.tail_users[users])
-        by_group = {
-            "head_users": {k: float(v[~tail].mean()) for k, v in per_user.items()} | {"n_users": int((~tail).sum())},
-            "tail_users": {k: float(v[tail].mean()) for k, v in per_user.items()} | {"n_users": int(tail.sum())},
-        }
+        users_t = torch.from_numpy(users)
+        per_group = {g: {k: v[sel] for k, v in values.items()} | {"users": users_t[sel]}
+                     for g, sel in (("head_users", ~tail), ("tail_users", tail))}
         for g, chunks in parts.items():
-            cat = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
-            by_group[g] = {k: float(v.mean()) if len(v) else float("nan") for k, v in cat.items()}
-            by_group[g]["n_users"] = int(len(next(iter(cat.values()))))
-        result["by_group"] = by_group
+            per_group[g] = {k: torch.cat([c[k] for c in chunks]) for k in chunks[0]}
+        result["by_group"] = {g: {k: float(v.mean()) if len(v) else float("nan") for k, v in vals.items() if k != "users"}
+                              | {"n_users": int(len(vals["users"]))} for g, vals in per_group.items()}
+        if per_user:
+            result["groups_per_user"] = {g: {k: v.numpy() for k, v in vals.items()} for g, vals in per_group.items()}
     if model is not None and was_training:
         model.train()
     return result
+
+
+def paired_difference(a: dict, b: dict, metric: str = "ndcg@10", group: str | None = None,
+                      n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean per-user difference a - b on ``metric`` (overall, or in one ``group`` of GROUPS) with a 95%
+    bootstrap interval over users.
+
+    ``a``, ``b``: ``evaluate(..., per_user=True)`` results of two models on the same split and stage.
+    The interval covers test-sample noise (which users happen to be in the test set), not the spread
+    between training seeds."""
+    from scipy.stats import bootstrap
+
+    for r in (a, b):
+        if "per_user" not in r:
+            raise ValueError("pass results of evaluate(..., per_user=True)")
+    if group is not None and group not in GROUPS:
+        raise ValueError(f"unknown group {group!r}; valid: {list(GROUPS)}")
+    va, vb = (r["per_user"] | {"users": r["users"]} if group is None else r["groups_per_user"][group] for r in (a, b))
+    if not np.array_equal(va["users"], vb["users"]):
+        raise ValueError("the two results cover different users; evaluate both on the same split and stage")
+    d = va[metric] - vb[metric]
+    ci = bootstrap((d,), np.mean, n_resamples=n_resamples, confidence_level=0.95, method="percentile",
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return {"diff": float(d.mean()), "low": float(ci.low), "high": float(ci.high), "n_users": int(len(d))}
 
 
 # ------------------------------------------------------------------------------------------- CTR

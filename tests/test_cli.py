@@ -29,9 +29,9 @@ def test_run_mf_on_synthetic():
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'lightgcn', 'llmesr', 'mf', 'pop', 'sasrec']"),
+    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'id-text-concat', 'lightgcn', 'llmesr', 'mf', 'pad', 'pop', 'sasrec']"),
     (["run", "mf", "--dataset", "netflix"], "unknown dataset 'netflix'; valid:"),
-    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], "apply to the models that read item text ['alpharec', 'alpharec-linear', 'llmesr'], not 'mf'"),
+    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], "apply to the models that read item text ['alpharec', 'alpharec-linear', 'llmesr', 'pad', 'id-text-concat'], not 'mf'"),
 ])
 def test_unknown_names_list_valid(args, expected, capsys):
     assert main(args) == 2
@@ -67,3 +67,23 @@ def test_run_alpharec_encoder_options_reach_the_model(tmp_path):
                  "--epochs", "1", "--quiet", "--out", str(out)]) == 0
     hp = json.loads(out.read_text())["hyperparameters"]
     assert hp["encoder"] == "random-24" and hp["encoder_kwargs"] == {"center": False}
+
+
+def test_run_llmesr_with_settings(tmp_path, capsys):
+    out = tmp_path / "e.json"
+    assert main(["run", "llmesr", "--dataset", "synthetic", "--encoder", "random-32", "--set", "dim=16", "--set", "distill=False",
+                 "--set", "loss_type=ce", "--set", "lr=5e-3", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    hp = rec["hyperparameters"]
+    assert hp["distill"] is False and hp["loss_type"] == "ce" and hp["lr"] == 5e-3 and hp["encoder"] == "random-32" and hp["dim"] == 16
+    assert rec["split"] == "loo" and set(rec["metrics"]["by_group"]) == {"head_users", "tail_users", "head_items", "tail_items"}
+
+
+@pytest.mark.parametrize("setting,expected", [
+    ("alpah=0.1", "unknown setting(s) ['alpah'] for llmesr; valid: ["),
+    ("alpha", "--set expects KEY=VALUE, got 'alpha'"),
+    ("dim=512", "PCA init needs at least dim=512"),
+])
+def test_bad_settings_are_named(setting, expected, capsys):
+    assert main(["run", "llmesr", "--dataset", "synthetic", "--encoder", "random", "--set", setting, "--quiet"]) == 2
+    assert expected in capsys.readouterr().err

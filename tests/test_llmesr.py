@@ -107,3 +107,63 @@ def test_gain_plot_draws_one_bar_per_variant_and_group(setup):
     fig = plot_gains({"base": rec(0.1), "a": rec(0.12), "b": rec(0.05)}, "base")
     heights = sorted(round(p.get_height(), 6) for p in fig.axes[0].patches)
     assert heights == [-50.0] * 5 + [20.0] * 5
+
+
+def test_each_view_scores_half_of_the_dot_product(setup):
+    s = setup[0]
+    m = model(setup).eval()
+    users = torch.arange(s.n_users)
+    with torch.no_grad():
+        both, col, sem = (m.score_all(users, "test", view=v) for v in ("both", "col", "sem"))
+    torch.testing.assert_close(both, col + sem)
+    assert not torch.allclose(col, sem)
+    with pytest.raises(ValueError, match="valid: both, col, sem"):
+        m.score_all(users, "test", view="id")
+
+
+def test_neighbour_overlap_measures_kept_relations():
+    from llmrec_lite.explore import neighbour_overlap
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 16))
+    rotation = np.linalg.qr(rng.normal(size=(16, 16)))[0]
+    assert neighbour_overlap(a, a) == 1.0
+    assert neighbour_overlap(a, a @ rotation) == pytest.approx(1.0)  # cosine relations survive a rotation
+    assert neighbour_overlap(a, rng.normal(size=(200, 16))) < 0.15  # chance: 10 / 199
+    assert 0.15 < neighbour_overlap(a, a + rng.normal(scale=0.5, size=a.shape)) < 1.0
+    with pytest.raises(ValueError, match="same rows"):
+        neighbour_overlap(a, a[:10])
+
+
+def test_difference_table_reads_paired_intervals(setup):
+    from llmrec_lite.explore import difference_table
+    from llmrec_lite.metrics import evaluate
+
+    s = setup[0]
+    m = model(setup).eval()
+    res = {"full": evaluate(m, s, "test", per_user=True),
+           "col": evaluate(lambda u, st: m.score_all(u, st, view="col"), s, "test", per_user=True)}
+    t = difference_table(res, "full", groups=("all", "tail_users"))
+    assert list(t.index) == ["col"] and list(t.columns) == ["all", "tail users"]
+    diff = res["col"]["ndcg@10"] - res["full"]["ndcg@10"]
+    assert t.loc["col", "all"].startswith(f"{diff:+.4f} [")
+
+
+def test_validation_refills_the_teacher_bank_exactly(setup):
+    from llmrec_lite.metrics import evaluate
+
+    s = setup[0]
+    m = model(setup)
+    batch = next(m.train_batches(8, np.random.default_rng(0)))  # fills the bank, then one update
+    torch.optim.SGD(m.parameters(), lr=0.1).zero_grad()
+    m.loss(batch).backward()
+    for p in m.parameters():
+        if p.grad is not None:
+            p.data -= 0.1 * p.grad
+    assert not (m.bank_step == m.steps).all()  # stale after an update
+    evaluate(m, s, "valid", groups=False)       # validation encodes the same sequences
+    assert (m.bank_step == m.steps).all()
+    from_valid = m.bank.clone()
+    m.bank_step.fill_(-1)
+    m.refresh_bank()
+    torch.testing.assert_close(from_valid, m.bank)

@@ -126,3 +126,26 @@ def test_ties_are_not_broken_by_item_id():
     r = evaluate(zero, s, "test", ks=(10,), groups=False)
     assert r["n_users"] == n_users and r["hr@10"] < 0.05
     assert evaluate(zero, s, "test", ks=(10,), groups=False) == r  # the order is fixed by the seed
+
+
+def test_per_user_values_average_to_the_metric_and_pair_up(ml100k):
+    from llmrec_lite.metrics import paired_difference
+
+    s = leave_one_out(ml100k)
+    a = evaluate(Pop(s), s, "test", per_user=True)
+    b = evaluate(lambda u, stage: torch.zeros(len(u), s.n_items), s, "test", per_user=True)
+    assert len(a["users"]) == a["n_users"] and a["per_user"]["ndcg@10"].mean() == pytest.approx(a["ndcg@10"])
+    d = paired_difference(a, b, "ndcg@10")
+    assert d["diff"] == pytest.approx(a["ndcg@10"] - b["ndcg@10"])
+    assert d["low"] < d["diff"] < d["high"] and d["low"] > 0  # Pop clearly beats a constant scorer
+    for g in ("tail_users", "tail_items"):
+        dg = paired_difference(a, b, "ndcg@10", group=g)
+        assert dg["n_users"] == a["by_group"][g]["n_users"]
+        assert dg["diff"] == pytest.approx(a["by_group"][g]["ndcg@10"] - b["by_group"][g]["ndcg@10"])
+    assert paired_difference(a, a)["high"] == 0.0
+    with pytest.raises(ValueError, match="per_user=True"):
+        paired_difference(evaluate(Pop(s), s, "test"), b)
+    with pytest.raises(ValueError, match="different users"):
+        paired_difference(a, {**b, "users": b["users"][1:]})
+    with pytest.raises(ValueError, match="valid: "):
+        paired_difference(a, b, group="cold_users")

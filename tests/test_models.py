@@ -74,7 +74,7 @@ def test_sasrec_is_causal(synth):
 def test_unknown_model_lists_valid():
     with pytest.raises(ValueError, match="valid: .*lightgcn.*sasrec"):
         get_model("bert4rec")
-    assert {"pop", "mf", "lightgcn", "sasrec", "alpharec", "alpharec-linear", "llmesr"} == set(MODELS)
+    assert {"pop", "mf", "lightgcn", "sasrec", "alpharec", "alpharec-linear", "llmesr", "pad", "id-text-concat"} == set(MODELS)
 
 
 def test_mf_beats_popularity_on_ml100k(ml100k):

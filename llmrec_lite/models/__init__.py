@@ -6,6 +6,7 @@ from .base import Recommender
 from .lightgcn import LightGCN
 from .llmesr import LLMESR
 from .mf import MF
+from .pad import PAD, IDTextConcat
 from .pop import Pop
 from .sasrec import SASRec
 
@@ -20,6 +21,10 @@ MODELS = {
     # LLM-ESR: SASRec backbone; BCE with one negative + 0.1 x MSE self-distillation, as the official code
     "llmesr": (LLMESR, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
                                "valid_metric": "ndcg@10"}),
+    # PAD: three stages, each early-stopped on validation NDCG@10; BCE + MK-MMD as the official code
+    "pad": (PAD, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20, "valid_metric": "ndcg@10"}),
+    "id-text-concat": (IDTextConcat, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
+                                             "valid_metric": "ndcg@10"}),
     "sasrec": (SASRec, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
                                "valid_metric": "ndcg@10"}),
 }
@@ -31,4 +36,5 @@ def get_model(name: str):
     return MODELS[name]
 
 
-__all__ = ["MODELS", "AlphaRec", "AlphaRecLinear", "LLMESR", "LightGCN", "MF", "Pop", "Recommender", "SASRec", "get_model"]
+__all__ = ["MODELS", "PAD", "AlphaRec", "AlphaRecLinear", "IDTextConcat", "LLMESR", "LightGCN", "MF", "Pop", "Recommender",
+           "SASRec", "get_model"]

@@ -27,6 +27,7 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from ..data.split import Split
+from ..losses import sampled_bce
 from ..retrieval import cached_similar_users, user_prompts
 from ..text import item_embeddings
 from .base import Recommender
@@ -52,7 +53,10 @@ class LLMESR(Recommender):
             item_z = item_embeddings(split.dataset.item_texts, encoder, **kw)
         if item_z.shape[0] != self.n_items:
             raise ValueError(f"item embeddings have {item_z.shape[0]} rows, the dataset has {self.n_items} items")
-        self.loss_type, self.alpha, self.n_similar, self.max_len = loss_type, alpha, n_similar, max_len
+        if pca and min(item_z.shape) < dim:
+            raise ValueError(f"PCA init needs at least dim={dim} items and LM dimensions, got item_z {item_z.shape}; "
+                             f"lower dim or set pca=False")
+        self.loss_type, self.alpha, self.n_similar, self.max_len, self.dim = loss_type, alpha, n_similar, max_len, dim
         d_lm = item_z.shape[1]
         z = torch.cat([torch.zeros(1, d_lm), torch.as_tensor(item_z, dtype=torch.float32)])  # row 0 = padding
         self.sem_emb = nn.Embedding.from_pretrained(z, freeze=freeze_semantic, padding_idx=0)
@@ -82,6 +86,10 @@ class LLMESR(Recommender):
             similar = torch.from_numpy(cached_similar_users(user_z, pool_similar))
         self.register_buffer("similar", similar, persistent=False)  # None: no self-distillation
         self.register_buffer("bank", torch.zeros(self.n_users, 2 * dim), persistent=False)
+        # the bank is what validation computes anyway (leave-one-out: valid input = train sequence), so
+        # an evaluation on "valid" refills it; refresh_bank skips users filled since the last update
+        self.register_buffer("bank_step", torch.full((self.n_users,), -1), persistent=False)
+        self.steps, self.valid_is_train = 0, bool(torch.equal(self.valid_seq, self.train_seq))
 
     # ------------------------------------------------------------------------------ representation
     def item_table(self) -> torch.Tensor:
@@ -103,10 +111,13 @@ class LLMESR(Recommender):
     @torch.no_grad()
     def refresh_bank(self, batch_size: int = 1024):
         """Teacher bank: every user's representation of their whole train sequence (eval mode)."""
+        if bool((self.bank_step == self.steps).all()):
+            return  # filled by the validation pass with the current weights
         was = self.training
         self.eval()
         for s in range(0, self.n_users, batch_size):
             self.bank[s:s + batch_size] = self.encode(self.train_seq[s:s + batch_size])[:, -1]
+        self.bank_step.fill_(self.steps)
         self.train(was)
 
     def teacher(self, users: torch.Tensor) -> torch.Tensor:
@@ -122,6 +133,7 @@ class LLMESR(Recommender):
 
     def loss(self, batch) -> torch.Tensor:
         seq, users = batch
+        self.steps += 1  # the weights are about to change: the bank is stale
         h = self.encode(seq[:, :-1])
         target = seq[:, -h.shape[1]:]
         valid = target > 0
@@ -132,11 +144,20 @@ class LLMESR(Recommender):
         else:
             neg = torch.randint(self.n_items, tv.shape, device=hv.device)
             pos_logit, neg_logit = (hv * items[tv]).sum(-1), (hv * items[neg]).sum(-1)
-            loss = F.binary_cross_entropy_with_logits(torch.cat([pos_logit, neg_logit]),
-                                                      torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]))
+            loss = sampled_bce(pos_logit, neg_logit)
         if self.similar is not None and self.alpha > 0:
             loss = loss + self.alpha * F.mse_loss(h[:, -1], self.teacher(users))
         return loss
 
-    def score_all(self, users, stage):
-        return self.encode(getattr(self, f"{stage}_seq")[users])[:, -1] @ self.item_table().T
+    def score_all(self, users, stage, view: str = "both"):
+        """h_u · [E_i ; Adapter(z_i)]; ``view`` "col" or "sem" keeps one half of that dot product, so
+        that each view can be evaluated alone (both = col + sem)."""
+        h, items = self.encode(getattr(self, f"{stage}_seq")[users])[:, -1], self.item_table()
+        if stage == "valid" and self.valid_is_train and not self.training and not torch.is_grad_enabled():
+            self.bank[users], self.bank_step[users] = h, self.steps
+        if view != "both":
+            halves = {"col": slice(0, self.dim), "sem": slice(self.dim, None)}
+            if view not in halves:
+                raise ValueError(f"unknown view {view!r}; valid: both, col, sem")
+            h, items = h[:, halves[view]], items[:, halves[view]]
+        return h @ items.T

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.split import Split
+from ..losses import sampled_bce
 from .base import Recommender
 from .blocks import CausalEncoder, training_windows
 
@@ -56,8 +57,7 @@ class SASRec(Recommender):
         neg = torch.randint(1, self.n_items + 1, target.shape, device=h.device)
         pos_logit = (h * self.item_emb(target)).sum(-1)
         neg_logit = (h * self.item_emb(neg)).sum(-1)
-        return F.binary_cross_entropy_with_logits(torch.cat([pos_logit, neg_logit]),
-                                                  torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]))
+        return sampled_bce(pos_logit, neg_logit)
 
     def score_all(self, users, stage):
         seq = getattr(self, f"{stage}_seq")[users]
