@@ -16,12 +16,14 @@ REPORT = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hr@10")
 DATASETS = sorted(LOADERS) + ["synthetic"]
 
 
-def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, **overrides):
+def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
+                   **overrides):
     """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
 
     Returns (fitted model, TrainResult, record) where record is the JSON the CLI writes.
     ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
-    constructor arguments (e.g. dim, n_layers).
+    constructor arguments (e.g. dim, n_layers). ``after_stage(stage, model)``: called after each fitted
+    stage of a multi-stage model (PAD), e.g. to measure it before the next stage changes it.
     """
     cls, protocol, defaults = get_model(model)
     if split.protocol != protocol:
@@ -43,6 +45,8 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
         stages.append({"stage": stage, "epochs": res.epochs, "best_epoch": res.best_epoch,
                        "best_valid": res.best_valid, "train_seconds": res.train_seconds})
+        if after_stage is not None and stage is not None:
+            after_stage(stage, m)
     test = evaluate(m, split, "test", device=resolve_device(device))
     keep = REPORT + ("hr@20",)
     model_kw = {k: (f"<array {list(v.shape)}>" if hasattr(v, "shape") else v) for k, v in model_kw.items()}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 
 from .data.split import Split
 from .experiment import train_and_test
-from .metrics import paired_difference
+from .metrics import evaluate, paired_difference
 from .text import item_embeddings, unit_rows
 
 PROBES = {"linear": ("alpharec-linear", {}), "mlp": ("alpharec", {"n_layers": 0})}
@@ -237,3 +238,81 @@ def difference_table(results: dict[str, dict], baseline: str, metric: str = "ndc
             cells[g.replace("_", " ")] = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
         rows[name] = cells
     return pd.DataFrame(rows).T.rename_axis(f"{metric} − {baseline}")
+
+
+# ------------------------------------------------------------------------------------ PAD
+def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap", title: str = "", seed: int = 0):
+    """Two item distributions (projected text vectors, ID vectors) in one 2-D map fitted on both."""
+    from sklearn.decomposition import PCA
+
+    from .plots import umap_2d
+
+    both = np.vstack([text, ids])
+    xy = umap_2d(both, seed=seed, metric="euclidean") if method == "umap" else PCA(2, random_state=seed).fit_transform(both)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    n = len(text)
+    ax.scatter(xy[n:, 0], xy[n:, 1], s=4, alpha=0.5, label="ID embeddings", c="tab:blue")
+    ax.scatter(xy[:n, 0], xy[:n, 1], s=4, alpha=0.5, label="projected text embeddings", c="tab:orange")
+    ax.set(xticks=[], yticks=[], title=title)
+    ax.legend(frameon=False, fontsize=8, markerscale=3)
+    return ax.figure
+
+
+def draw_alignment(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5,
+                   bce: bool = True, method: str = "pca", seed: int = 2020):
+    """A short re-alignment (PAD stage 2) of a copy of ``pretrained`` (a PAD after stage 1) with MMD
+    ``weight`` and ``kernel``: before/after overlay of the two distributions, the MMD estimates and the
+    aligned expert's validation NDCG@10 (validation, never test: this is for exploring settings)."""
+    import copy
+
+    from .trainer import fit
+
+    m = copy.deepcopy(pretrained)
+    m.mmd_weight, m.kernel, m.bce_in_alignment = weight, kernel, bce
+    m.set_stage("align")
+    before, vec_before = m.alignment_stats(), [v.numpy() for v in m.alignment_vectors()]
+    fit(m, split, epochs=epochs, patience=epochs, lr=1e-3, batch_size=128, valid_metric="ndcg@10", seed=seed,
+        progress=False)
+    after, vec_after = m.alignment_stats(), [v.numpy() for v in m.alignment_vectors()]
+    ndcg = evaluate(m, split, "valid", groups=False)["ndcg@10"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    fmt = lambda s: f"MK-MMD {s['MK-MMD']:.3f} · 1-kernel {s['single-kernel MMD']:.3f} · mean² {s['mean distance²']:.2f}"
+    plot_overlay(*vec_before, ax=axes[0], method=method, title="before alignment\n" + fmt(before), seed=seed)
+    plot_overlay(*vec_after, ax=axes[1], method=method, title=f"after {epochs} epochs\n" + fmt(after), seed=seed)
+    fig.suptitle(f"weight {weight}, {kernel} kernel{'' if bce else ', no BCE'}: aligned expert valid NDCG@10 {ndcg:.4f}, "
+                 f"ID drift {after['drift from pre-trained IDs']:.2f}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_widget(pretrained, split: Split):
+    """ipywidgets front-end of ``draw_alignment``: alignment weight, kernel set, BCE on/off."""
+    import ipywidgets as w
+
+    return w.interact_manual(
+        lambda weight, kernel, bce, epochs: draw_alignment(pretrained, split, weight, kernel, epochs, bce),
+        weight=w.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.5),
+        kernel=w.Dropdown(options=["multi", "single", "linear"], value="multi"),
+        bce=w.Checkbox(value=True, description="BCE during alignment"),
+        epochs=w.IntSlider(value=5, min=1, max=30))
+
+
+def plot_gate_weights(model, ax=None):
+    """PAD's gate: each expert's weight against the item-popularity bin (bins hold equal interaction mass)."""
+    from .models.pad import EXPERTS
+
+    with torch.no_grad():
+        w = model.gate_weights().cpu().numpy()
+    bins = model.bins.cpu().numpy()
+    pop = np.bincount(bins, minlength=w.shape[1])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.6))
+    for k, name in enumerate(EXPERTS):
+        ax.plot(np.arange(w.shape[1]), w[k], marker="o", label=f"{name} expert")
+    ax.set_xticks(np.arange(w.shape[1]), [f"{b}\n({n})" for b, n in enumerate(pop)], fontsize=7)
+    ax.set(xlabel="popularity bin, rare → popular (items in bin)", ylabel="gate weight", ylim=(0, 1),
+           title="which expert scores which items")
+    ax.legend(frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure

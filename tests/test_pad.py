@@ -90,3 +90,22 @@ def test_bad_settings_are_named(setup):
         model(setup, kernel="laplace")
     with pytest.raises(ValueError, match="unknown stage 'finetune'"):
         model(setup).set_stage("finetune")
+
+
+def test_explorers_draw_and_stop_where_asked(setup):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from llmrec_lite.explore import draw_alignment, plot_gate_weights
+
+    s, z = setup
+    seen = []
+    m, _, rec = train_and_test("pad", s, progress=False, item_z=z, dim=16, max_len=20, n_bins=4, epochs=1,
+                               until="align", after_stage=lambda stage, model: seen.append(stage))
+    assert seen == ["pretrain", "align"] and [st["stage"] for st in rec["stages"]] == seen
+    pre = model(setup)  # a fresh PAD in stage "pretrain" stands in for a pre-trained one
+    fig = draw_alignment(pre, s, weight=1.0, kernel="single", epochs=1, method="pca")
+    assert len(fig.axes) == 2 and "valid NDCG@10" in fig._suptitle.get_text()
+    assert pre.stage == "pretrain"  # the explorer works on a copy
+    fig = plot_gate_weights(model(setup))
+    assert len(fig.axes[0].lines) == 3

@@ -54,8 +54,12 @@ class PAD(Recommender):
     def __init__(self, split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None, dim: int = 64,
                  n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2,
                  mmd_weight: float = 1.0, kernel: str = "multi", bce_in_alignment: bool = True,
-                 freeze_aligned: bool = True, n_bins: int = 10, encoder_kwargs: dict | None = None):
+                 freeze_aligned: bool = True, n_bins: int = 10, until: str = "disentangle",
+                 encoder_kwargs: dict | None = None):
         super().__init__(split)
+        if until not in PAD.stages:
+            raise ValueError(f"unknown stage {until!r}; valid: {list(PAD.stages)}")
+        self.stages = PAD.stages[:PAD.stages.index(until) + 1]  # e.g. until="align": stop after alignment
         if kernel not in MMD:
             raise ValueError(f"unknown kernel {kernel!r}; valid: {sorted(MMD)}")
         if item_z is None:
@@ -118,6 +122,28 @@ class PAD(Recommender):
     def encode(self, expert: str, seq: torch.Tensor) -> torch.Tensor:
         seq = CausalEncoder.trim(seq)
         return self.encoders[expert](self.item_table(expert, seq), seq == 0)
+
+    @torch.no_grad()
+    @torch.no_grad()
+    def alignment_vectors(self, table: str = "aligned") -> tuple[torch.Tensor, torch.Tensor]:
+        """(P^al(z), E) for all items: the projected text vectors and an ID table ("aligned", or "id":
+        before stage 2 the aligned table is a copy of it)."""
+        idx = torch.arange(1, self.n_items + 1, device=self.z.device)
+        was = self.training
+        self.eval()
+        text, ids = self.proj["aligned"](self.z[idx]), self.tables[table](idx)
+        self.train(was)
+        return text, ids
+
+    @torch.no_grad()
+    def alignment_stats(self, table: str = "aligned") -> dict[str, float]:
+        """How far apart the projected text vectors and an ID table are over all items, by each estimator:
+        MK-MMD, single-kernel MMD, the squared distance of the means (linear kernel), and how far the
+        table has moved from the pre-trained IDs (relative Frobenius norm)."""
+        text, ids = self.alignment_vectors(table)
+        drift = (self.tables[table].weight - self.tables["id"].weight).norm() / self.tables["id"].weight.norm()
+        return {"drift from pre-trained IDs": drift.item(),"MK-MMD": mk_mmd(text, ids).item(), "single-kernel MMD": single_kernel_mmd(text, ids).item(),
+                "mean distance²": linear_mmd(text, ids).item()}
 
     def experts(self) -> tuple[str, ...]:
         return {"pretrain": ("id",), "align": ("aligned",), "disentangle": EXPERTS}[self.stage]
