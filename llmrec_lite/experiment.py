@@ -29,7 +29,7 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     if split.protocol != protocol:
         raise ValueError(f"{model} expects the {protocol!r} split, got {split.protocol!r}")
     hp = dict(defaults)
-    trainer_keys = {"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every"}
+    trainer_keys = {"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every", "restore_best"}
     model_keys = set(inspect.signature(cls.__init__).parameters) - {"self", "split"}
     unknown = sorted(set(overrides) - trainer_keys - model_keys)
     if unknown:

@@ -259,11 +259,10 @@ def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap
     return ax.figure
 
 
-def draw_alignment(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5,
-                   bce: bool = True, method: str = "pca", seed: int = 2020):
-    """A short re-alignment (PAD stage 2) of a copy of ``pretrained`` (a PAD after stage 1) with MMD
-    ``weight`` and ``kernel``: before/after overlay of the two distributions, the MMD estimates and the
-    aligned expert's validation NDCG@10 (validation, never test: this is for exploring settings)."""
+def realign(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5, bce: bool = True,
+            seed: int = 2020):
+    """PAD stage 2 on a copy of ``pretrained`` (a PAD after stage 1) for exactly ``epochs`` epochs (last
+    weights kept, no early stopping) with MMD ``weight``, ``kernel`` and the BCE term on or off."""
     import copy
 
     from .trainer import fit
@@ -271,13 +270,25 @@ def draw_alignment(pretrained, split: Split, weight: float = 1.0, kernel: str = 
     m = copy.deepcopy(pretrained)
     m.mmd_weight, m.kernel, m.bce_in_alignment = weight, kernel, bce
     m.set_stage("align")
-    before, vec_before = m.alignment_stats(), [v.numpy() for v in m.alignment_vectors()]
     fit(m, split, epochs=epochs, patience=epochs, lr=1e-3, batch_size=128, valid_metric="ndcg@10", seed=seed,
-        progress=False)
+        progress=False, restore_best=False)
+    return m.eval()
+
+
+def draw_alignment(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5,
+                   bce: bool = True, method: str = "pca", seed: int = 2020):
+    """A short re-alignment (``realign``) with MMD ``weight`` and ``kernel``: before/after overlay of the two
+    distributions, the MMD estimates and the aligned expert's validation NDCG@10 (validation, never test:
+    this is for exploring settings)."""
+    import copy
+
+    start = copy.deepcopy(pretrained).set_stage("align")
+    before, vec_before = start.alignment_stats(), [v.numpy() for v in start.alignment_vectors()]
+    m = realign(pretrained, split, weight, kernel, epochs, bce, seed)
     after, vec_after = m.alignment_stats(), [v.numpy() for v in m.alignment_vectors()]
     ndcg = evaluate(m, split, "valid", groups=False)["ndcg@10"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
-    fmt = lambda s: f"MK-MMD {s['MK-MMD']:.3f} · 1-kernel {s['single-kernel MMD']:.3f} · mean² {s['mean distance²']:.2f}"
+    fmt = lambda s: f"MK-MMD {s['MK-MMD']:.3f} · 1-kernel {s['single-kernel MMD']:.3f} · linear {s['linear-kernel MMD']:.3f}"
     plot_overlay(*vec_before, ax=axes[0], method=method, title="before alignment\n" + fmt(before), seed=seed)
     plot_overlay(*vec_after, ax=axes[1], method=method, title=f"after {epochs} epochs\n" + fmt(after), seed=seed)
     fig.suptitle(f"weight {weight}, {kernel} kernel{'' if bce else ', no BCE'}: aligned expert valid NDCG@10 {ndcg:.4f}, "

@@ -64,7 +64,11 @@ def single_kernel_mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float = 1.0) 
 
 
 def linear_mmd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """MMD with the linear kernel k(a, b) = a·b, i.e. the squared distance of the means ||E x - E y||^2:
-    a non-characteristic kernel that sees only the first moment (two distributions with equal means but
-    different spreads look identical to it)."""
-    return (x.mean(0) - y.mean(0)).pow(2).sum()
+    """MMD with the linear kernel k(a, b) = a·b, unbiased like ``mk_mmd``: an estimate of the squared
+    distance of the means ||E x - E y||^2. A non-characteristic kernel that sees only the first moment
+    (two distributions with equal means but different spreads look identical to it)."""
+    n, m = len(x), len(y)
+    sx, sy = x.sum(0), y.sum(0)
+    xx = (sx @ sx - (x * x).sum()) / (n * (n - 1))
+    yy = (sy @ sy - (y * y).sum()) / (m * (m - 1))
+    return xx + yy - 2 * (sx / n) @ (sy / m)

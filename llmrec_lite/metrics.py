@@ -145,7 +145,7 @@ def evaluate(score_fn: Callable[[torch.Tensor, str], torch.Tensor] | object, spl
 
 def paired_difference(a: dict, b: dict, metric: str = "ndcg@10", group: str | None = None,
                       n_resamples: int = 2000, seed: int = 0) -> dict:
-    """Mean per-user difference a - b on ``metric`` (overall, or in one ``group`` of GROUPS) with a 95%
+    """Mean per-user difference a - b on ``metric`` (overall, or in one user/item ``group``) with a 95%
     bootstrap interval over users.
 
     ``a``, ``b``: ``evaluate(..., per_user=True)`` results of two models on the same split and stage.
@@ -156,8 +156,8 @@ def paired_difference(a: dict, b: dict, metric: str = "ndcg@10", group: str | No
     for r in (a, b):
         if "per_user" not in r:
             raise ValueError("pass results of evaluate(..., per_user=True)")
-    if group is not None and group not in GROUPS:
-        raise ValueError(f"unknown group {group!r}; valid: {list(GROUPS)}")
+    if group is not None and group not in a.get("groups_per_user", {}):
+        raise ValueError(f"unknown group {group!r}; valid: {sorted(a.get('groups_per_user', {}))}")
     va, vb = (r["per_user"] | {"users": r["users"]} if group is None else r["groups_per_user"][group] for r in (a, b))
     if not np.array_equal(va["users"], vb["users"]):
         raise ValueError("the two results cover different users; evaluate both on the same split and stage")

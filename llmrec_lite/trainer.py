@@ -27,9 +27,10 @@ class TrainResult:
 
 def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, weight_decay: float = 0.0,
         batch_size: int = 2048, patience: int = 10, valid_metric: str = "recall@20", eval_every: int = 1,
-        seed: int = 2020, device="auto", progress: bool = True) -> TrainResult:
+        seed: int = 2020, device="auto", progress: bool = True, restore_best: bool = True) -> TrainResult:
     """Train ``model`` until ``valid_metric`` on the validation split has not improved for
-    ``patience`` evaluations (or ``epochs`` run out); restore the best weights. Never reads test."""
+    ``patience`` evaluations (or ``epochs`` run out); restore the best weights (``restore_best=False``
+    keeps the last ones, e.g. to watch what a loss does when it runs unchecked). Never reads test."""
     valid_names = [f"{m}@{k}" for m in ("recall", "ndcg", "hr") for k in (10, 20)]
     if valid_metric not in valid_names:
         raise ValueError(f"unknown valid_metric {valid_metric!r}; valid: {valid_names}")
@@ -71,7 +72,7 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
         res.history.append(row)
         if bad >= patience:
             break
-    if best_state is not None:
+    if best_state is not None and restore_best:
         model.load_state_dict(best_state)
     model.eval()
     res.epochs = len(res.history)

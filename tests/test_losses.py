@@ -48,9 +48,23 @@ def test_mk_mmd_is_symmetric_and_differentiable():
 
 def test_only_a_characteristic_kernel_sees_a_change_of_spread():
     x, y = sample(500, seed=5), sample(500, scale=2.0, seed=6)  # equal means, different variances
-    assert linear_mmd(x, y).item() < 0.05
+    assert abs(linear_mmd(x, y).item()) < 0.05
     assert mk_mmd(x, y).item() > 20 * abs(mk_mmd(x, sample(500, seed=7)).item())
     assert single_kernel_mmd(x, y).item() > 0
+
+
+def test_linear_mmd_is_the_unbiased_mean_distance():
+    x, y = sample(7, seed=8), sample(5, shift=0.3, seed=9)
+    ref = reference_linear(x.numpy(), y.numpy())
+    assert linear_mmd(x, y).item() == pytest.approx(ref, rel=1e-9)
+
+
+def reference_linear(x, y):
+    n, m = len(x), len(y)
+    k = lambda a, b: a @ b
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    return xx + yy - 2 * sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
 
 
 def test_mk_mmd_names_bad_input():
