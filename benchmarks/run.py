@@ -1,6 +1,6 @@
 """Accuracy and speed benchmark of the baselines against RecBole 1.2.1 on the same protocols.
 
-    python benchmarks/run.py                  # everything below (about 40 minutes on 2 CPU cores)
+    python benchmarks/run.py                  # everything below (about 2.5 hours on 2 CPU cores)
     python benchmarks/run.py --quick          # one seed, ml-100k only
     python benchmarks/run.py --only pop alpharec   # re-run these models, keep the other saved records
 
@@ -50,7 +50,7 @@ def main() -> None:
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
-    paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"] + list(VARIANTS)  # model[:encoder] or variant
+    paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"] + list(VARIANTS) + ["pad", "id-text-concat"]
     jobs += [(m, "ml-100k", [2020]) for m in paper]
     if not args.quick:
         jobs += [(m, "amazon-pantry", [2020]) for m in ["pop", "mf", "lightgcn", "sasrec"] + paper
@@ -77,7 +77,8 @@ def main() -> None:
             records.append(rec)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
-    order = ["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"] + list(VARIANTS)
+    order = (["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"] + list(VARIANTS)
+             + ["id-text-concat", "pad"])
     records = sorted(kept + records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
                                                     order.index(label(r)) if label(r) in order else 99))
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)

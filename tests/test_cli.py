@@ -87,3 +87,12 @@ def test_run_llmesr_with_settings(tmp_path, capsys):
 def test_bad_settings_are_named(setting, expected, capsys):
     assert main(["run", "llmesr", "--dataset", "synthetic", "--encoder", "random", "--set", setting, "--quiet"]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_run_pad_writes_each_stage(tmp_path):
+    out = tmp_path / "p.json"
+    assert main(["run", "pad", "--dataset", "synthetic", "--encoder", "random-32", "--set", "dim=16",
+                 "--set", "kernel=single", "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert [s["stage"] for s in rec["stages"]] == ["pretrain", "align", "disentangle"] and rec["epochs"] == 3
+    assert rec["hyperparameters"]["kernel"] == "single"
