@@ -125,7 +125,6 @@ class PAD(Recommender):
         return self.encoders[expert](self.item_table(expert, seq), seq == 0)
 
     @torch.no_grad()
-    @torch.no_grad()
     def alignment_vectors(self, table: str = "aligned") -> tuple[torch.Tensor, torch.Tensor]:
         """(P^al(z), E) for all items: the projected text vectors and an ID table ("aligned", or "id":
         before stage 2 the aligned table is a copy of it)."""
@@ -143,8 +142,8 @@ class PAD(Recommender):
         table has moved from the pre-trained IDs (relative Frobenius norm)."""
         text, ids = self.alignment_vectors(table)
         drift = (self.tables[table].weight - self.tables["id"].weight).norm() / self.tables["id"].weight.norm()
-        return {"drift from pre-trained IDs": drift.item(),"MK-MMD": mk_mmd(text, ids).item(), "single-kernel MMD": single_kernel_mmd(text, ids).item(),
-                "linear-kernel MMD": linear_mmd(text, ids).item()}
+        return {"drift from pre-trained IDs": drift.item(), "MK-MMD": mk_mmd(text, ids).item(),
+                "single-kernel MMD": single_kernel_mmd(text, ids).item(), "linear-kernel MMD": linear_mmd(text, ids).item()}
 
     def experts(self) -> tuple[str, ...]:
         return {"pretrain": ("id",), "align": ("aligned",), "disentangle": EXPERTS}[self.stage]
@@ -163,7 +162,7 @@ class PAD(Recommender):
         neg = torch.randint(1, self.n_items + 1, target.shape, device=seq.device)
         pos_logit = neg_logit = 0
         w = self.gate_weights()
-        for k, expert in enumerate(self.experts()):
+        for expert in self.experts():
             h = self.encode(expert, seq[:, :-1])
             t, n = target[:, -h.shape[1]:], neg[:, -h.shape[1]:]
             gp, gn = (w[EXPERTS.index(expert), self.bins[t - 1]], w[EXPERTS.index(expert), self.bins[n - 1]]) \
