@@ -16,6 +16,10 @@ REPORT = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hr@10")
 DATASETS = sorted(LOADERS) + ["synthetic"]
 
 
+TRAINER_KEYS = frozenset({"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every",
+                          "restore_best"})
+
+
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
                    **overrides):
     """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
@@ -29,13 +33,12 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     if split.protocol != protocol:
         raise ValueError(f"{model} expects the {protocol!r} split, got {split.protocol!r}")
     hp = dict(defaults)
-    trainer_keys = {"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every", "restore_best"}
     model_keys = set(inspect.signature(cls.__init__).parameters) - {"self", "split"}
-    unknown = sorted(set(overrides) - trainer_keys - model_keys)
+    unknown = sorted(set(overrides) - TRAINER_KEYS - model_keys)
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown} for {model}; valid: {sorted(trainer_keys | model_keys)}")
-    hp.update({k: v for k, v in overrides.items() if k in trainer_keys})
-    model_kw = {k: v for k, v in overrides.items() if k not in trainer_keys}
+        raise ValueError(f"unknown setting(s) {unknown} for {model}; valid: {sorted(TRAINER_KEYS | model_keys)}")
+    hp.update({k: v for k, v in overrides.items() if k in TRAINER_KEYS})
+    model_kw = {k: v for k, v in overrides.items() if k not in TRAINER_KEYS}
     torch.manual_seed(seed)
     m = cls(split, **model_kw)
     stages = []
@@ -64,6 +67,28 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
                         "python": platform.python_version()},
     }
     return m, res, record
+
+
+def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="auto", progress: bool = False,
+                **settings):
+    """Fit one stage of a multi-stage model again, on a copy, with some settings changed: e.g. PAD's
+    disentangle stage from a snapshot taken after alignment, with another gate learning rate.
+
+    ``name``: the model's registry name (its trainer defaults apply); ``settings``: trainer settings or
+    attributes of the model (``gate_lr``). Early stopping on validation as in ``train_and_test``; the test
+    split is not read. Returns (model copy, TrainResult)."""
+    import copy
+
+    hp = dict(get_model(name)[2]) | {k: v for k, v in settings.items() if k in TRAINER_KEYS}
+    m = copy.deepcopy(model)
+    for key, value in settings.items():
+        if key in TRAINER_KEYS:
+            continue
+        if not hasattr(m, key):
+            raise ValueError(f"{type(m).__name__} has no setting {key!r}; trainer settings: {sorted(TRAINER_KEYS)}")
+        setattr(m, key, value)
+    m.set_stage(stage)
+    return m, fit(m, split, seed=seed, device=device, progress=progress, **hp)
 
 
 def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",

@@ -43,7 +43,7 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
     if not model.trainable or epochs <= 0:
         res.train_seconds = time.perf_counter() - t0
         return res
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.Adam(model.param_groups(lr), lr=lr, weight_decay=weight_decay)
     best_state, bad, pass_seconds = None, 0, []
     bar = tqdm(range(1, epochs + 1), desc=f"train {type(model).__name__}", disable=not progress, leave=False)
     for epoch in bar:

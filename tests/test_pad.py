@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,36 @@ def test_explorers_draw_and_stop_where_asked(setup):
     assert pre.stage == "pretrain"  # the explorer works on a copy
     fig = plot_gate_weights(model(setup))
     assert len(fig.axes[0].lines) == 3
+
+
+def test_the_gate_has_its_own_learning_rate(setup):
+    """One Adam step moves each gate value by ~gate_lr, everything else by ~lr."""
+    s, _ = setup
+    moved = {}
+    for gate_lr in (None, 0.1):
+        m = model(setup, gate_lr=gate_lr).set_stage("disentangle")
+        groups = m.param_groups(1e-3)
+        assert [g["lr"] for g in groups] == [1e-3, gate_lr or 1e-3] and groups[1]["params"] == [m.gate]
+        before = m.gate.detach().clone()
+        opt = torch.optim.Adam(groups, lr=1e-3)
+        m.loss(next(m.train_batches(8, np.random.default_rng(0)))).backward()
+        opt.step()
+        moved[gate_lr] = (m.gate - before).abs().max().item()
+    assert moved[None] == pytest.approx(1e-3, rel=1e-2) and moved[0.1] == pytest.approx(0.1, rel=1e-2)
+
+
+def test_refit_stage_works_on_a_copy_with_the_changed_setting(setup):
+    from llmrec_lite.experiment import refit_stage
+
+    s, z = setup
+    snap = {}
+    train_and_test("pad", s, progress=False, item_z=z, dim=16, max_len=20, n_bins=4, epochs=1,
+                   after_stage=lambda stage, m: snap.setdefault(stage, copy.deepcopy(m)))
+    aligned = snap["align"]
+    before = {k: v.clone() for k, v in aligned.state_dict().items()}
+    m, res = refit_stage(aligned, "pad", s, "disentangle", gate_lr=0.5, epochs=2)
+    assert m.stage == "disentangle" and m.gate_lr == 0.5 and res.epochs == 2
+    assert aligned.stage == "align" and all(torch.equal(before[k], v) for k, v in aligned.state_dict().items())
+    assert (m.gate - aligned.gate).abs().max() > 0.4  # two Adam steps or more at 0.5
+    with pytest.raises(ValueError, match="no setting 'gate_learning_rate'"):
+        refit_stage(aligned, "pad", s, "disentangle", gate_learning_rate=0.5)

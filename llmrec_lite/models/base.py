@@ -39,6 +39,11 @@ class Recommender(nn.Module):
     def score_all(self, users: torch.Tensor, stage: str) -> torch.Tensor:
         raise NotImplementedError
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """Parameter groups for the optimiser; a model overrides this to give some parameters their own
+        learning rate (PAD's gate)."""
+        return [{"params": list(self.parameters()), "lr": lr}]
+
 
 class EmbeddingRecommender(Recommender):
     """A model whose scores are dot products of user and item embeddings computed for all of them at
