@@ -118,6 +118,14 @@ cross-entropy instead of BCE (the loss `sasrec` uses by default); `llmesr-alpha0
 SmolLM2-135M item vectors (mean pooling, layer 15, centred) for the semantic view. `sasrec-bce`: SASRec with the paper's BCE
 loss, LLM-ESR's like-for-like baseline. Tail users = the 80% with the shortest train histories.
 
+PAD (`pad`): MiniLM title vectors; stage 1 an ID SASRec (BCE, one negative per position), stage 2 aligned
+expert = copy of it + MLP-projected titles, BCE + 1.0 x MK-MMD (5 Gaussian kernels, bandwidths x the batch's
+mean squared distance), stage 3 three experts (ID, frozen aligned table, text) mixed by a gate per popularity
+bin (10 bins of equal interaction mass; gate learning rate 1e-2, the rest 1e-3); each stage early-stopped on
+validation NDCG@10 (patience 20). `epochs` = all three stages; s/epoch = the three-expert stage.
+`id-text-concat`: PAD's plain-fusion baseline, one SASRec over W[E_i; P(z_i)] trained from scratch with BCE.
+Compare both with `sasrec-bce` (same loss).
+
 amazon-pantry: 336 of 12871 leave-one-out test targets (2.6%) repeat an item already in the user's history;
 as in RecBole, history items are masked, so these count as misses. `tail-item R@20` = Recall@20 on test items
 outside the top 20% by train popularity. s/epoch = one training pass, validation excluded, 2 CPU threads.
