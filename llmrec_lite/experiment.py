@@ -1,6 +1,7 @@
 """Train-and-test in one call: the same record (JSON) for the CLI, the notebooks and the benchmark."""
 from __future__ import annotations
 
+import copy
 import inspect
 import platform
 
@@ -75,10 +76,8 @@ def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="a
     disentangle stage from a snapshot taken after alignment, with another gate learning rate.
 
     ``name``: the model's registry name (its trainer defaults apply); ``settings``: trainer settings or
-    attributes of the model (``gate_lr``). Early stopping on validation as in ``train_and_test``; the test
-    split is not read. Returns (model copy, TrainResult)."""
-    import copy
-
+    attributes of the model (``gate_lr``); a model fitted with ``until=`` goes on to ``stage``. Early stopping
+    on validation as in ``train_and_test``; the test split is not read. Returns (model copy, TrainResult)."""
     hp = dict(get_model(name)[2]) | {k: v for k, v in settings.items() if k in TRAINER_KEYS}
     m = copy.deepcopy(model)
     for key, value in settings.items():
@@ -87,6 +86,9 @@ def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="a
         if not hasattr(m, key):
             raise ValueError(f"{type(m).__name__} has no setting {key!r}; trainer settings: {sorted(TRAINER_KEYS)}")
         setattr(m, key, value)
+    every = type(m).stages
+    if stage in every and stage not in m.stages:  # a model fitted with until=...: let it go on to ``stage``
+        m.stages = every[:every.index(stage) + 1]
     m.set_stage(stage)
     return m, fit(m, split, seed=seed, device=device, progress=progress, **hp)
 

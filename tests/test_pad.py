@@ -142,5 +142,8 @@ def test_refit_stage_works_on_a_copy_with_the_changed_setting(setup):
     assert m.stage == "disentangle" and m.gate_lr == 0.5 and res.epochs == 2
     assert aligned.stage == "align" and all(torch.equal(before[k], v) for k, v in aligned.state_dict().items())
     assert (m.gate - aligned.gate).abs().max() > 0.4  # two Adam steps or more at 0.5
+    short, _, _ = train_and_test("pad", s, progress=False, item_z=z, dim=16, max_len=20, n_bins=4, epochs=1,
+                                 until="align")
+    assert refit_stage(short, "pad", s, "disentangle", epochs=1)[0].stage == "disentangle"  # goes on past until
     with pytest.raises(ValueError, match="no setting 'gate_learning_rate'"):
         refit_stage(aligned, "pad", s, "disentangle", gate_learning_rate=0.5)
