@@ -86,7 +86,9 @@ def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="a
         if not hasattr(m, key):
             raise ValueError(f"{type(m).__name__} has no setting {key!r}; trainer settings: {sorted(TRAINER_KEYS)}")
         setattr(m, key, value)
-    every = type(m).stages
+    every = getattr(type(m), "stages", None)
+    if every is None:
+        raise ValueError(f"{type(m).__name__} is trained in one stage; use train_and_test")
     if stage in every and stage not in m.stages:  # a model fitted with until=...: let it go on to ``stage``
         m.stages = every[:every.index(stage) + 1]
     m.set_stage(stage)

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from .data.split import Split
-from .experiment import train_and_test
+from .experiment import refit_stage, train_and_test
 from .metrics import evaluate, paired_difference
 from .text import item_embeddings, unit_rows
 
@@ -263,16 +263,9 @@ def realign(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi"
             seed: int = 2020):
     """PAD stage 2 on a copy of ``pretrained`` (a PAD after stage 1) for exactly ``epochs`` epochs (last
     weights kept, no early stopping) with MMD ``weight``, ``kernel`` and the BCE term on or off."""
-    import copy
-
-    from .trainer import fit
-
-    m = copy.deepcopy(pretrained)
-    m.mmd_weight, m.kernel, m.bce_in_alignment = weight, kernel, bce
-    m.set_stage("align")
-    fit(m, split, epochs=epochs, patience=epochs, lr=1e-3, batch_size=128, valid_metric="ndcg@10", seed=seed,
-        progress=False, restore_best=False)
-    return m.eval()
+    m, _ = refit_stage(pretrained, "pad", split, "align", seed=seed, epochs=epochs, patience=epochs,
+                       restore_best=False, mmd_weight=weight, kernel=kernel, bce_in_alignment=bce)
+    return m
 
 
 def draw_alignment(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5,

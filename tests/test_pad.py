@@ -147,3 +147,6 @@ def test_refit_stage_works_on_a_copy_with_the_changed_setting(setup):
     assert refit_stage(short, "pad", s, "disentangle", epochs=1)[0].stage == "disentangle"  # goes on past until
     with pytest.raises(ValueError, match="no setting 'gate_learning_rate'"):
         refit_stage(aligned, "pad", s, "disentangle", gate_learning_rate=0.5)
+    one_stage, _, _ = train_and_test("sasrec", s, progress=False, epochs=1, dim=16, max_len=20)
+    with pytest.raises(ValueError, match="SASRec is trained in one stage; use train_and_test"):
+        refit_stage(one_stage, "sasrec", s, "disentangle")
