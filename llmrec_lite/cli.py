@@ -10,20 +10,32 @@ from pathlib import Path
 
 import torch
 
-from .config import CACHE_ENV, DATA_ENV, cache_dir, data_root, resolve_device
+from .config import CACHE_ENV, DATA_ENV, cache_dir, data_root, resolve_device, set_threads
 from .data import LOADERS, DataError
+from .text.models import ModelNotFoundError
 from .experiment import DATASETS, format_table, run
 from .io import save_json
 from .models import MODELS
 
 def info() -> str:
-    from .text.models import ModelNotFoundError, resolve
+    from .data.amazon import PANTRY_FILES
+    from .data.download import verify
+    from .data.movielens import FILE_MD5
+    from .text.models import resolve
 
+    CHECKSUMS = FILE_MD5 | {"amazon-pantry": PANTRY_FILES}
     root = data_root()
     lines = [f"data root: {root}  ({'from ' + DATA_ENV if os.environ.get(DATA_ENV) else 'default; set ' + DATA_ENV + ' to change'})"]
     for name in sorted(LOADERS):
         folder = root / {"amazon-pantry": "amazon-prime-pantry"}.get(name, name)
-        lines.append(f"  {name:14s} {'found' if folder.is_dir() else 'missing (downloaded on first use)'}: {folder}")
+        if not folder.is_dir():
+            state = "missing (downloaded on first use)"
+        elif name in CHECKSUMS:
+            problems = verify(folder, CHECKSUMS[name])
+            state = "found, checksums ok" if not problems else "PROBLEM: " + "; ".join(problems)
+        else:
+            state = "found (no checksums pinned)"
+        lines.append(f"  {name:14s} {state}: {folder}")
     lines.append(f"cache: {cache_dir()}  (set {CACHE_ENV} to change)")
     for lm in ("minilm", "smollm2"):
         try:
@@ -69,6 +81,8 @@ def main(argv=None) -> int:
     r.add_argument("--layer", type=int, default=None, help="alpharec / llmesr: hidden layer (-1 = last, default)")
     r.add_argument("--no-center", action="store_true",
                    help="alpharec models: keep the raw LM vectors (default: subtract the catalogue's mean vector)")
+    r.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: all cores; use 1 when running several jobs at once)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="a model or trainer setting, repeatable: --set loss_type=bce --set distill=False --set lr=5e-4")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -88,18 +102,31 @@ def main(argv=None) -> int:
             print(f"wrote {args.out}")
             return 0
         t = time.perf_counter()
+        if args.threads is not None:
+            set_threads(args.threads)
         lm = {"encoder": args.encoder} if args.encoder else {}
         enc_kw = {k: v for k, v in (("pooling", args.pooling), ("layer", args.layer)) if v is not None}
-        enc_kw |= {"center": False} if args.no_center else {}
-        text_models = ("alpharec", "alpharec-linear", "llmesr", "pad", "id-text-concat")
-        if (lm or enc_kw) and args.model not in text_models:
+        text_models = [m for m, spec in MODELS.items() if "encoder" in spec[0].__init__.__code__.co_varnames]
+        if (lm or enc_kw or args.no_center) and args.model not in text_models:
             raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to the models that read item text "
-                             f"{list(text_models)}, not {args.model!r}")
+                             f"{text_models}, not {args.model!r}")
+        if args.no_center:
+            if not args.model.startswith("alpharec"):
+                raise ValueError("--no-center applies to the alpharec models (the others read the raw LM vectors)")
+            lm["center"] = False
         if enc_kw:
             lm["encoder_kwargs"] = enc_kw
-        rec = run(args.model, args.dataset, epochs=args.epochs, seed=args.seed, device=args.device,
+        settings = parse_settings(args.settings)
+        for key, flag in (("seed", "--seed"), ("device", "--device"), ("dataset", "--dataset"),
+                          ("min_rating", "--min-rating"), ("k_core", "--k-core"), ("encoder", "--encoder")):
+            if key in settings:
+                raise ValueError(f"--set {key}=... : use {flag} instead")
+        if "epochs" in settings and args.epochs is not None:
+            raise ValueError("give the number of epochs once: --epochs N or --set epochs=N")
+        epochs = settings.pop("epochs", args.epochs)
+        rec = run(args.model, args.dataset, epochs=epochs, seed=args.seed, device=args.device,
                   root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core,
-                  **lm, **parse_settings(args.settings))
+                  **lm, **settings)
         print(format_table([rec]))
         print(f"{rec['epochs']} epochs (best {rec['best_epoch']}), {rec['seconds_per_epoch']:.2f} s/epoch, "
               f"{time.perf_counter() - t:.1f} s in all")
@@ -107,6 +134,6 @@ def main(argv=None) -> int:
             save_json(rec, args.out)
             print(f"wrote {args.out}")
         return 0
-    except (ValueError, DataError, FileNotFoundError) as e:
+    except (ValueError, DataError, FileNotFoundError, ModelNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -45,10 +45,29 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N, mps") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but torch sees no CUDA GPU (torch {torch.__version__}); "
+                         f"use --device cpu, or install a CUDA build of torch")
+    if d.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} asked for but MPS is not available; use --device cpu")
+    if d.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {device!r}; valid: auto, cpu, cuda, cuda:N, mps")
+    return d
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads in torch (intra-op). Two processes that each use every core fight over them
+    (OpenMP threads spin while they wait): give each ``n`` = cores / jobs, or set OMP_NUM_THREADS."""
+    if n < 1:
+        raise ValueError(f"--threads must be >= 1, got {n}")
+    torch.set_num_threads(n)

@@ -7,6 +7,7 @@ import platform
 
 import torch
 
+from . import __version__
 from .config import resolve_device
 from .data import LOADERS, load_dataset, make_split
 from .metrics import GROUPS, evaluate
@@ -19,6 +20,23 @@ DATASETS = sorted(LOADERS) + ["synthetic"]
 
 TRAINER_KEYS = frozenset({"epochs", "lr", "batch_size", "patience", "valid_metric", "weight_decay", "eval_every",
                           "restore_best"})
+TRAINER_TYPES = {"epochs": 1, "lr": 1.0, "batch_size": 1, "patience": 1, "valid_metric": "", "weight_decay": 1.0,
+                 "eval_every": 1, "restore_best": True}
+
+
+def check_types(name: str, overrides: dict, defaults: dict) -> None:
+    """A setting whose default is a bool / int / float / str must get one (an int is a fine float)."""
+    for key, value in overrides.items():
+        d = defaults.get(key, inspect.Parameter.empty)
+        if d is inspect.Parameter.empty or d is None:
+            continue
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(d))
+        if kinds is None:
+            continue
+        ok = isinstance(value, kinds) and (type(d) is bool or not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"setting {key}={value!r} for {name}: expected {type(d).__name__} "
+                             f"(e.g. {key}={d!r})")
 
 
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
@@ -38,6 +56,8 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     unknown = sorted(set(overrides) - TRAINER_KEYS - model_keys)
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown} for {model}; valid: {sorted(TRAINER_KEYS | model_keys)}")
+    sig_defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    check_types(model, overrides, TRAINER_TYPES | sig_defaults)
     hp.update({k: v for k, v in overrides.items() if k in TRAINER_KEYS})
     model_kw = {k: v for k, v in overrides.items() if k not in TRAINER_KEYS}
     torch.manual_seed(seed)
@@ -64,8 +84,8 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
         **({"stages": stages} if len(stages) > 1 else {}),
         "hyperparameters": hp | model_kw, "dataset_stats": split.dataset.stats(),
-        "environment": {"torch": torch.__version__, "device": str(resolve_device(device)),
-                        "python": platform.python_version()},
+        "environment": {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
+                        "threads": torch.get_num_threads(), "python": platform.python_version()},
     }
     return m, res, record
 
@@ -100,6 +120,7 @@ def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: i
     """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
     ``model`` needs, train and test; return the JSON record."""
     _, protocol, _ = get_model(model)
+    resolve_device(device)  # a bad --device fails before any data or LM is loaded
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
     if epochs is not None:

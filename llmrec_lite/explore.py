@@ -37,7 +37,7 @@ def probe(split: Split, encoder: str = "minilm", pooling: str = "mean", layer: i
     z = item_embeddings(split.dataset.item_texts, encoder, seed=seed, center=center, **kw)
     name, extra = PROBES[probe]
     _, result, rec = train_and_test(name, split, seed=seed, progress=progress, item_z=z, encoder=encoder,
-                                    **(extra | overrides))
+                                    center=False, **(extra | overrides))  # z is centred above if asked
     rec["label"] = probe_label(encoder, pooling, layer, probe, center)
     rec["history"] = result.history
     return rec

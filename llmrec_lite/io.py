@@ -39,5 +39,12 @@ def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
             np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
+class CacheError(ValueError):
+    """A cache file exists but cannot be read; the message names the file and the fix."""
+
+
 def load_npy(path: str | os.PathLike) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise CacheError(f"cache file {path} is corrupt ({e}); delete it and run again (it is recomputed)") from None

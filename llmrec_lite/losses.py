@@ -5,27 +5,37 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: float = 0.15) -> torch.Tensor:
+def info_nce(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: float = 0.15,
+             neg_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Cosine InfoNCE (AlphaRec eq. 5): for each user u, positive i and negatives j_1..j_N,
 
         L = -log  exp(cos(u, i)/tau) / ( exp(cos(u, i)/tau) + sum_n exp(cos(u, j_n)/tau) )
 
     user, pos: [B, d]; neg: [B, N, d] (per-row negatives) or [N, d] (negatives shared by the batch,
-    much cheaper on a CPU). Returns the mean over the batch.
+    much cheaper on a CPU). ``neg_mask`` [B, N] (True = drop): negatives that are not negatives for that
+    row (the positive itself, or another of the user's items) leave the denominator. Returns the mean over
+    the batch.
     """
     u = F.normalize(user, dim=-1)
     s_pos = (u * F.normalize(pos, dim=-1)).sum(-1, keepdim=True)  # [B, 1]
     neg = F.normalize(neg, dim=-1)
     s_neg = u @ neg.T if neg.dim() == 2 else torch.einsum("bd,bnd->bn", u, neg)  # [B, N]
+    if neg_mask is not None:
+        s_neg = s_neg.masked_fill(neg_mask, -torch.inf)
     logits = torch.cat([s_pos, s_neg], dim=1) / tau
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
 def sampled_bce(pos_logit: torch.Tensor, neg_logit: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy with sampled negatives (SASRec's original loss, LLM-ESR's and PAD's): positives
-    labelled 1, negatives 0, averaged over all of them."""
-    return F.binary_cross_entropy_with_logits(torch.cat([pos_logit, neg_logit]),
-                                              torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]))
+    """Binary cross-entropy with sampled negatives (SASRec's original loss, LLM-ESR's and PAD's), at the
+    official code's scale: the mean over positives plus the mean over negatives,
+
+        L = mean_t -log sigmoid(s_t+)  +  mean_t -log(1 - sigmoid(s_t-))
+
+    (not the mean of all of them together, which halves the loss and so doubles every other weight
+    added to it, e.g. LLM-ESR's alpha or PAD's MMD weight). Pass the logits of the non-padding positions."""
+    return (F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit))
+            + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit)))
 
 
 # ------------------------------------------------------------------------------------------- MMD

@@ -27,8 +27,9 @@ GROUPS = ("head_users", "tail_users", "head_items", "tail_items")
 
 
 def topk_hits(scores: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the top-k items per row and whether each is a target: (idx [B,k], hit bool [B,k])."""
-    idx = torch.topk(scores, k=min(k, scores.shape[1]), dim=1).indices
+    """Indices of the top-k items per row and whether each is a target: (idx [B,k], hit bool [B,k]).
+    Equal scores keep their column order (a stable sort, explicitly; ``torch.topk`` promises no order)."""
+    idx = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :min(k, scores.shape[1])]
     return idx, torch.gather(targets, 1, idx)
 
 

@@ -14,7 +14,10 @@ def _real_data(name):
     from llmrec_lite.config import data_root
 
     if not (data_root() / name).is_dir():
-        pytest.skip(f"{name} not available: set LLMREC_DATA_DIR")
+        msg = f"{name} not available under {data_root()}: set LLMREC_DATA_DIR"
+        if os.environ.get("LLMREC_REQUIRE_DATA", "0") not in ("", "0"):
+            pytest.fail(msg + " (LLMREC_REQUIRE_DATA is set: CI never skips a test for missing data)")
+        pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")

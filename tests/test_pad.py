@@ -31,29 +31,58 @@ def test_popularity_bins_split_the_interaction_mass():
     assert mass[-1] == pytest.approx(46 / 100)  # the top bin: the one item holding the last quarter (and more)
 
 
-def test_gate_weights_sum_to_one_and_depend_on_frequency(setup):
+def test_official_gate_start_and_mixture(setup):
     m = model(setup)
     w = m.gate_weights()
-    torch.testing.assert_close(w.sum(0), torch.ones(w.shape[1]))
-    assert w[0, -1] > w[0, 0] and w[2, 0] > w[2, -1]  # popular bins lean on IDs, rare bins on text
+    # official start (model_mmd_ada.py, gamma2 = -4): the aligned expert near 1%, IDs up and text down with popularity
+    assert (w[1] < 0.015).all() and (w[1] > 0.004).all()
+    assert w[0, -1] > w[0, 0] and w[2, 0] > w[2, -1]
+    sig = torch.sigmoid(torch.tensor([0.75, -4.25, 0.25]))  # popular bin of 4: official index 1 -> 1/4
+    torch.testing.assert_close(w[:, -1], sig / sig.sum())
     m.set_stage("disentangle").eval()
     users = torch.arange(setup[0].n_users)
     with torch.no_grad():
         mixed = m.score_all(users, "test")
-        parts = [m.encode(e, m.test_seq)[:, -1] @ m.item_table(e).T for e in ("id", "aligned", "text")]
+        parts = [m.encode(e, m.sasrec.test_seq)[:, -1] @ m.item_table(e).T for e in ("id", "aligned", "text")]
     torch.testing.assert_close(mixed, sum(w[k, m.bins] * parts[k] for k in range(3)))
+    prior = model(setup, gate_init="prior").gate_weights()
+    assert prior[1].min() > 0.2  # the project's earlier prior: aligned expert at about a third
+
+
+def test_aligned_item_vector_is_the_official_concat_fusion(setup):
+    m = model(setup).set_stage("align").eval()
+    idx = torch.tensor([0, 1, 5])
+    with torch.no_grad():
+        e = m.item_table("aligned", idx)
+        lin = m.fuse[1]
+        expect = torch.nn.functional.gelu(lin(torch.cat([m.aligned_emb(idx), m.proj["aligned"](m.z[idx])], -1)))
+    torch.testing.assert_close(e[1:], expect[1:])
+    assert torch.all(e[0] == 0)  # padding
+
+
+def test_stage_1_is_the_project_sasrec(setup):
+    """PAD's ID expert is SASRec itself: same start, same training, same validation scores."""
+    s, z = setup
+    kw = dict(dim=16, max_len=20, epochs=2, progress=False)
+    pad, _, rec_pad = train_and_test("pad", s, item_z=z, until="pretrain", **kw)
+    sas, _, rec_sas = train_and_test("sasrec", s, loss_type="bce", **kw)
+    for k, v in sas.state_dict().items():
+        torch.testing.assert_close(pad.sasrec.state_dict()[k], v)
+    assert rec_pad["metrics"]["ndcg@10"] == rec_sas["metrics"]["ndcg@10"]
 
 
 def test_alignment_starts_from_the_pretrained_ids(setup):
     m = model(setup)
-    assert not torch.equal(m.tables["aligned"].weight, m.tables["id"].weight)
+    assert not torch.equal(m.aligned_emb.weight, m.sasrec.item_emb.weight)
     m.set_stage("align")
-    torch.testing.assert_close(m.tables["aligned"].weight, m.tables["id"].weight)
-    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in m.named_parameters() if p.requires_grad}
-    assert trainable == {"tables.aligned", "proj.aligned", "encoders.aligned"}
+    torch.testing.assert_close(m.aligned_emb.weight, m.sasrec.item_emb.weight)
+    trainable = {n.split(".")[0] for n, p in m.named_parameters() if p.requires_grad}
+    assert trainable == {"aligned_emb", "fuse", "proj", "encoders"}
+    assert not any(p.requires_grad for n, p in m.named_parameters() if n.startswith(("proj.text", "encoders.text")))
 
 
-def test_three_stages_train_and_the_aligned_tables_stay_frozen_in_stage_3(setup, monkeypatch):
+@pytest.mark.parametrize("freeze", [False, True])
+def test_stage_3_trains_everything_unless_the_aligned_part_is_frozen(setup, monkeypatch, freeze):
     s, z = setup
     snapshots = {}
     original = PAD.set_stage
@@ -65,26 +94,44 @@ def test_three_stages_train_and_the_aligned_tables_stay_frozen_in_stage_3(setup,
         return out
 
     monkeypatch.setattr(PAD, "set_stage", spy)
-    m, _, rec = train_and_test("pad", s, progress=False, item_z=z, dim=16, max_len=20, n_bins=4, epochs=2)
+    m, _, rec = train_and_test("pad", s, progress=False, item_z=z, dim=16, max_len=20, n_bins=4, epochs=2,
+                               freeze_aligned=freeze)
     assert [st["stage"] for st in rec["stages"]] == ["pretrain", "align", "disentangle"]
     after = m.state_dict()
     for k in snapshots:
         same = torch.equal(snapshots[k], after[k])
-        if k.startswith(("tables.aligned", "proj.aligned")):
-            assert same, f"{k} changed in stage 3"
-        elif k.startswith(("tables.id", "gate", "proj.text")):
+        if k.startswith(("aligned_emb", "proj.aligned")):
+            assert same == freeze, f"{k}: frozen={freeze} but changed={not same}"
+        elif k.startswith(("sasrec.item_emb", "gate", "proj.text", "fuse")):
             assert not same, f"{k} did not train in stage 3"
+
+
+def test_mmd_weight_is_in_official_units(setup):
+    """Official: loss + 0.2 x MMD with the five kernels summed (tllib) = 0.2 x 5 x mk_mmd (kernel mean)."""
+    from llmrec_lite.losses import mk_mmd
+
+    m = model(setup).set_stage("align")
+    items = torch.arange(1, 30)
+    ref = mk_mmd(m.proj["aligned"](m.z[items]), m.aligned_emb(items))
+    torch.testing.assert_close(m.alignment_loss(items), 0.2 * 5 * ref)
+    from llmrec_lite.losses import linear_mmd
+
+    m.kernel = "linear"  # one kernel: weighted by mmd_weight alone
+    torch.testing.assert_close(m.alignment_loss(items), 0.2 * linear_mmd(m.proj["aligned"](m.z[items]), m.aligned_emb(items)))
 
 
 def test_alignment_without_bce_is_the_mmd_alone(setup):
     m = model(setup, bce_in_alignment=False, mmd_weight=2.0).set_stage("align")
-    seq = next(m.train_batches(8, np.random.default_rng(0)))
+    seq, users = next(m.train_batches(8, np.random.default_rng(0)))
     torch.manual_seed(1)
-    loss = m.loss(seq)
+    loss = m.loss((seq, users))
     torch.manual_seed(1)
-    neg = torch.randint(1, m.n_items + 1, seq[:, 1:].shape)
+    neg = m.sasrec.negatives(users, seq[:, 1:].shape)
     items = torch.unique(torch.cat([seq[seq > 0], neg.flatten()]))
-    torch.testing.assert_close(loss, 2.0 * m.alignment_loss(items))
+    torch.testing.assert_close(loss, m.alignment_loss(items))
+    with_bce = model(setup, mmd_weight=2.0).set_stage("align")
+    torch.manual_seed(1)
+    assert with_bce.loss((seq, users)).item() > loss.item()  # + BCE (> 0)
 
 
 def test_bad_settings_are_named(setup):
@@ -92,6 +139,8 @@ def test_bad_settings_are_named(setup):
         model(setup, kernel="laplace")
     with pytest.raises(ValueError, match="unknown stage 'finetune'"):
         model(setup).set_stage("finetune")
+    with pytest.raises(ValueError, match="unknown gate_init 'uniform'"):
+        model(setup, gate_init="uniform")
 
 
 def test_explorers_draw_and_stop_where_asked(setup):

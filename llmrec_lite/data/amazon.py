@@ -33,13 +33,21 @@ def ensure_pantry(root=None) -> Path:
     return folder
 
 
+def read_csv(path: Path) -> pd.DataFrame:
+    """pandas.read_csv; an unreadable file raises one DataError naming it and the fix."""
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} cannot be read as CSV ({str(e).strip().splitlines()[-1]}); the file is corrupt or "
+                        f"truncated: delete it to re-download it, or replace it with the original") from None
+
+
 def load_amazon_pantry(root=None) -> Dataset:
     """12871 users, 8347 items; each history is in time order (position = timestamp)."""
     from ..text.prompts import item_prompt
 
     folder = ensure_pantry(root)
-    hist = pd.read_csv(folder / "Prime_Pantry_cleaned_history.csv")
-    meta = pd.read_csv(folder / "metadata_Prime_Pantry.csv")
+    hist, meta = (read_csv(folder / f) for f in ("Prime_Pantry_cleaned_history.csv", "metadata_Prime_Pantry.csv"))
     for need, df, f in (({"user", "history"}, hist, "Prime_Pantry_cleaned_history.csv"),
                         ({"asin", "title"}, meta, "metadata_Prime_Pantry.csv")):
         if not need <= set(df.columns):
@@ -76,7 +84,7 @@ def load_amazon2023(ratings_csv: str | Path, meta_jsonl: str | Path, name: str |
         if not p.is_file():
             raise DataError(f"{p} not found. Download the category's 5-core rating CSV and meta JSONL "
                             f"from the Amazon Reviews 2023 site (amazon-reviews-2023.github.io).")
-    r = pd.read_csv(ratings_csv)
+    r = read_csv(Path(ratings_csv))
     need = {"user_id", "parent_asin", "rating", "timestamp"}
     if not need <= set(r.columns):
         raise DataError(f"{ratings_csv}: expected columns {sorted(need)}, found {list(r.columns)}")

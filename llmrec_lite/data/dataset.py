@@ -70,6 +70,10 @@ class Dataset:
         if min_rating is None:
             return self
         keep = self.interactions["rating"] >= min_rating
+        if not keep.any():
+            r = self.interactions["rating"]
+            raise DataError(f"no {self.name} rating is >= {min_rating:g} (ratings range {r.min():g}-{r.max():g}); "
+                            f"lower --min-rating")
         return self._subset(self.interactions[keep], f"rating>={min_rating:g}")
 
     def k_core(self, k: int) -> "Dataset":
@@ -84,6 +88,9 @@ class Dataset:
             if keep.all():
                 break
             df = df[keep]
+            if df.empty:
+                raise DataError(f"the {k}-core of {self.name} is empty (no user and item keep {k} interactions); "
+                                f"lower --k-core")
         return self._subset(df, f"{k}-core")
 
     def _subset(self, df: pd.DataFrame, step: str) -> "Dataset":

@@ -71,3 +71,15 @@ def not_found_error(title: str, folder: Path, files: list[str], source: str, why
         f"Fix: put the files from {source} into {folder}/, or set {DATA_ENV} to the folder that "
         f"holds '{folder.name}/' (e.g. export {DATA_ENV}=../shared/data)."
     )
+
+
+def verify(folder: Path, checksums: dict[str, str]) -> list[str]:
+    """Problems with the files of a dataset folder: missing files and md5 mismatches (empty = all good)."""
+    problems = []
+    for name, md5 in checksums.items():
+        f = folder / name
+        if not f.is_file():
+            problems.append(f"{name} missing")
+        elif md5sum(f) != md5:
+            problems.append(f"{name} md5 {md5sum(f)} != {md5} (corrupt or another version: delete it to re-download)")
+    return problems

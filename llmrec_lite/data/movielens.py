@@ -17,6 +17,9 @@ SOURCES = {  # name: (zip url, md5 of the zip, folder inside the zip, files we n
     "ml-1m": ("https://files.grouplens.org/datasets/movielens/ml-1m.zip",
               "c4d9eecfca2ab87c1945afe126590906", "ml-1m", ["ratings.dat", "movies.dat", "users.dat"]),
 }
+FILE_MD5 = {  # per-file md5 of the GroupLens originals (what `python -m llmrec_lite info` verifies)
+    "ml-100k": {"u.data": "6e47046882bad158b0efbb84cd5cb987", "u.item": "2b6d1756f16d2ef8f83156dde7be4e69"},
+}
 ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
                  "Romance", "Sci-Fi", "Thriller", "War", "Western"]

@@ -18,6 +18,11 @@ from .dataset import DataError, Dataset
 STAGES = ("valid", "test")
 
 
+def tie_broken_order(key: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Indices sorting ``key`` ascending, equal keys in a fixed random order (not by index)."""
+    return np.lexsort((np.random.default_rng(seed).permutation(len(key)), key))
+
+
 @dataclass
 class Split:
     dataset: Dataset
@@ -72,16 +77,18 @@ class Split:
 
     @cached_property
     def head_items(self) -> np.ndarray:
-        """bool[n_items]: the top ``head_item_share`` of items by train interactions."""
-        order = np.argsort(-self.item_popularity, kind="stable")
+        """bool[n_items]: the top ``head_item_share`` of items by train interactions (ties in a fixed random
+        order, as the evaluator's: MovieLens ids follow popularity, an id order would bias the cut)."""
+        order = tie_broken_order(-self.item_popularity)
         head = np.zeros(self.n_items, bool)
         head[order[: int(round(self.head_item_share * self.n_items))]] = True
         return head
 
     @cached_property
     def tail_users(self) -> np.ndarray:
-        """bool[n_users]: the ``tail_user_share`` of users with the shortest train histories."""
-        order = np.argsort(self.user_history_length, kind="stable")
+        """bool[n_users]: the ``tail_user_share`` of users with the shortest train histories (ties in a
+        fixed random order)."""
+        order = tie_broken_order(self.user_history_length)
         tail = np.zeros(self.n_users, bool)
         tail[order[: int(round(self.tail_user_share * self.n_users))]] = True
         return tail

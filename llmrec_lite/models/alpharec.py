@@ -12,10 +12,17 @@ embeddings of their train items, z_u = 1/|N_u| sum_{i in N_u} z_i. Then
 space (e = W z, no graph convolution), trained with the same loss. If a linear map of a frozen language
 space recommends well, preference is (linearly) encoded there — the paper's "homomorphism".
 
+Training data as the official trainer (models/General/base/abstract_data.py): an epoch has as many
+samples as train interactions, taken user by user in turn (every user equally often, one random
+positive each: ``sampler="user"``; ``"interaction"`` passes over the interactions instead, so heavy users
+weigh more). Negatives: the official code draws 256 per row, never among the user's train items; here
+256 uniform negatives are shared by the batch (CPU cost: one [256, d] table instead of [B, 256, d]) and
+every logit of a negative that is among the row's user's train items (the positive included) is masked.
+
 Deviation, chosen on validation: the LM vectors are centred (catalogue mean subtracted, re-normalised;
-``encoder_kwargs={"center": False}`` turns it off). SmolLM2's item vectors have mean cosine 0.9996;
-centring lifted the linear probe's validation Recall@20 on ml-100k from 0.283 to 0.326 (SmolLM2) and
-AlphaRec's from 0.346 to 0.358 (MiniLM).
+``center=False`` turns it off; applied to ``item_z`` too when one is passed). SmolLM2's item vectors have
+mean cosine 0.9996; centring lifted the linear probe's validation Recall@20 on ml-100k from 0.283 to
+0.326 (SmolLM2) and AlphaRec's from 0.346 to 0.358 (MiniLM). The official code feeds the raw vectors.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from torch import nn
 from ..data.split import Split
 from ..graph import normalized_adjacency, propagate
 from ..losses import info_nce
-from ..text import item_embeddings
+from ..text import item_embeddings, unit_rows
 from .base import EmbeddingRecommender, PairSampler
 
 
@@ -45,27 +52,48 @@ class _LanguageSpaceModel(EmbeddingRecommender):
     cosine = True
 
     def __init__(self, split: Split, encoder: str, z: np.ndarray | None, tau: float, n_negatives: int,
-                 encoder_kwargs: dict | None):
+                 encoder_kwargs: dict | None, center: bool = True, sampler: str = "user"):
         super().__init__(split)
+        if sampler not in ("user", "interaction"):
+            raise ValueError(f"unknown sampler {sampler!r}; valid: user, interaction")
+        kw = dict(encoder_kwargs or {})
+        if "center" in kw:
+            raise ValueError("pass center=... to the model, not in encoder_kwargs")
         if z is None:
-            kw = {"center": True} | (encoder_kwargs or {})
             z = item_embeddings(split.dataset.item_texts, encoder=encoder, **kw)
         if z.shape[0] != self.n_items:
             raise ValueError(f"item embeddings have {z.shape[0]} rows, the dataset has {self.n_items} items")
-        self.encoder, self.tau, self.n_negatives = encoder, tau, n_negatives
+        if center:
+            z = unit_rows(z - z.mean(0, keepdims=True))
+        self.encoder, self.tau, self.n_negatives, self.sampler_kind = encoder, tau, n_negatives, sampler
         self.register_buffer("z_item", torch.as_tensor(z, dtype=torch.float32), persistent=False)
         self.register_buffer("z_user", torch.from_numpy(mean_of_items(split, z)), persistent=False)
         self.register_buffer("neg_pool", torch.from_numpy(split.negative_pool), persistent=False)
         self.sampler = PairSampler(split)
+        self.sampler_matrix = split.matrix("train")
+        self.register_buffer("seen_keys", torch.from_numpy(self.sampler.keys), persistent=False)  # user x item, sorted
 
     def train_batches(self, batch_size, rng):
-        return self.sampler.batches(batch_size, rng, self.device)
+        if self.sampler_kind == "interaction":
+            for u, i, _ in self.sampler.batches(batch_size, rng, self.device):
+                yield u, i
+            return
+        r = self.sampler_matrix
+        deg = np.diff(r.indptr)
+        active = np.flatnonzero(deg)
+        n = r.nnz  # official: len = number of train interactions, user = users[index % n_users]
+        users = rng.permutation(active[np.arange(n) % len(active)])
+        pos = r.indices[r.indptr[users] + (rng.random(n) * deg[users]).astype(np.int64)]
+        for s in range(0, n, batch_size):
+            yield tuple(torch.from_numpy(x[s:s + batch_size]).to(self.device) for x in (users, pos))
 
     def loss(self, batch) -> torch.Tensor:
-        u, i, _ = batch  # the sampler's single negative is replaced by n_negatives uniform ones,
-        users, items = self.embed()  # shared by the batch (the official code draws them per row)
+        u, i = batch
+        users, items = self.embed()
         neg = self.neg_pool[torch.randint(len(self.neg_pool), (self.n_negatives,), device=u.device)]
-        return info_nce(users[u], items[i], items[neg], self.tau)
+        q = u[:, None] * self.n_items + neg[None, :]  # [B, N] keys of (user, negative)
+        pos = torch.searchsorted(self.seen_keys, q).clamp(max=len(self.seen_keys) - 1)
+        return info_nce(users[u], items[i], items[neg], self.tau, neg_mask=self.seen_keys[pos] == q)
 
     def map_text(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
         """The learned map applied to new LM vectors (no graph: a text has no interactions)."""
@@ -87,8 +115,8 @@ class _LanguageSpaceModel(EmbeddingRecommender):
 class AlphaRec(_LanguageSpaceModel):
     def __init__(self, split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None,
                  dim: int = 64, n_layers: int = 2, tau: float = 0.15, n_negatives: int = 256,
-                 encoder_kwargs: dict | None = None):
-        super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs)
+                 encoder_kwargs: dict | None = None, center: bool = True, sampler: str = "user"):
+        super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs, center, sampler)
         d_lm = self.z_item.shape[1]
         self.mlp = nn.Sequential(nn.Linear(d_lm, d_lm // 2), nn.LeakyReLU(), nn.Linear(d_lm // 2, dim))
         self.n_layers = n_layers
@@ -105,8 +133,9 @@ class AlphaRec(_LanguageSpaceModel):
 
 class AlphaRecLinear(_LanguageSpaceModel):
     def __init__(self, split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None,
-                 dim: int = 64, tau: float = 0.15, n_negatives: int = 256, encoder_kwargs: dict | None = None):
-        super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs)
+                 dim: int = 64, tau: float = 0.15, n_negatives: int = 256, encoder_kwargs: dict | None = None,
+                 center: bool = True, sampler: str = "user"):
+        super().__init__(split, encoder, item_z, tau, n_negatives, encoder_kwargs, center, sampler)
         self.W = nn.Linear(self.z_item.shape[1], dim, bias=False)
 
     def map_text(self, z):

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..data.split import Split
+from .blocks import training_windows
 
 
 class Recommender(nn.Module):
@@ -109,6 +110,53 @@ class PairSampler:
             b = order[s:s + batch_size]
             u = self.users[b]
             yield tuple(torch.from_numpy(x).to(device) for x in (u, self.items[b], self.negatives(u, rng)))
+
+
+class SequentialRecommender(Recommender):
+    """What every sequential model shares (SASRec, LLM-ESR, PAD, ID+text concat, ...): each stage's input
+    sequences (``valid_seq`` / ``test_seq``, ids + 1, left-padded), the train histories fed as training
+    windows, and negatives drawn as the official SASRec code's ``random_neq``: uniform over
+    ``split.negative_pool`` and never an item of the user's own train sequence.
+
+    ``train_batches`` yields (window [B, max_len + 1], users [B]); inputs window[:, :-1] predict
+    window[:, 1:]."""
+
+    def __init__(self, split: Split, max_len: int = 50, train_seq: bool = False):
+        super().__init__(split)
+        self.max_len = max_len
+        stages = ("train", "valid", "test") if train_seq else ("valid", "test")
+        for stage in stages:
+            self.register_buffer(f"{stage}_seq", torch.from_numpy(split.sequences(stage, max_len)), persistent=False)
+        hist = split.histories("train")
+        rows = np.array([u for u, h in enumerate(hist) if len(h) >= 2], dtype=np.int64)
+        self.train_hist = [hist[u] + 1 for u in rows]
+        self.register_buffer("hist_users", torch.from_numpy(rows), persistent=False)  # window row -> user id
+        tr = split.train
+        keys = np.unique(tr["user"].to_numpy().astype(np.int64) * (self.n_items + 1) + tr["item"].to_numpy() + 1)
+        self.register_buffer("seen_keys", torch.from_numpy(keys), persistent=False)  # user x (item + 1), sorted
+        self.register_buffer("neg_pool", torch.from_numpy(split.negative_pool.astype(np.int64) + 1), persistent=False)
+
+    def train_batches(self, batch_size, rng):
+        for window, rows in training_windows(self.train_hist, batch_size, self.max_len, rng, self.device):
+            yield window, self.hist_users[rows]
+
+    def in_train(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """bool, shape of ``items`` (ids + 1): is the item in the user's train sequence? ``users`` broadcasts."""
+        q = users.reshape(-1, *([1] * (items.dim() - 1))) * (self.n_items + 1) + items
+        pos = torch.searchsorted(self.seen_keys, q).clamp(max=len(self.seen_keys) - 1)
+        return self.seen_keys[pos] == q
+
+    def negatives(self, users: torch.Tensor, shape) -> torch.Tensor:
+        """Negatives (ids + 1) of ``shape`` = [len(users), ...]: uniform over the negative pool, each
+        redrawn until it is not in its user's train sequence (official ``random_neq``)."""
+        pool = self.neg_pool
+        neg = pool[torch.randint(len(pool), tuple(shape), device=pool.device)]
+        for _ in range(100):  # a user who has seen (nearly) the whole pool keeps what it has after 100 tries
+            bad = self.in_train(users, neg)
+            if not bad.any():
+                break
+            neg[bad] = pool[torch.randint(len(pool), (int(bad.sum()),), device=pool.device)]
+        return neg
 
 
 def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,7 @@ class CausalEncoder(nn.Module):
     every row are dropped (cheaper attention); the output has the remaining L' <= L columns.
     """
 
-    def __init__(self, dim: int = 64, n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2,
-                 init_positions: bool = True):
+    def __init__(self, dim: int = 64, n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2):
         super().__init__()
         self.dim, self.n_heads = dim, n_heads
         self.pos_emb = nn.Embedding(max_len, dim)
@@ -27,8 +26,7 @@ class CausalEncoder(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
-        if init_positions:  # False: the owner initialises (SASRec keeps its historical RNG order)
-            nn.init.normal_(self.pos_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
 
     @staticmethod
     def trim(seq: torch.Tensor) -> torch.Tensor:

@@ -79,7 +79,8 @@ def resolve(name: str) -> LMSpec:
     try:
         cfg = AutoConfig.from_pretrained(name, trust_remote_code=False)
     except Exception as e:
-        raise ModelNotFoundError(f"cannot load model {name!r}: {e}\nValid: {', '.join(ALIASES)}, a local "
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelNotFoundError(f"cannot load model {name!r} ({first}). Valid: {', '.join(ALIASES)}, a local "
                                  f"Hugging Face folder, or a hub id (needs network or a warm HF cache).") from None
     causal = bool(getattr(cfg, "is_decoder", False)) or any(
         a.endswith("ForCausalLM") for a in (getattr(cfg, "architectures", None) or []))

@@ -1,0 +1,168 @@
+"""Headline comparisons over model seeds: is a paper model's gain over its baseline larger than the spread
+between training runs?
+
+    python benchmarks/seeds.py run sasrec-bce llmesr pad --dataset ml-100k        # 5 model seeds each
+    python benchmarks/seeds.py report                                             # table + JSON from the runs
+
+Leave-one-out splits do not depend on the seed, so every seed trains on the same split and is evaluated on
+the same test users: seed-to-seed differences are pure training noise (initialisation, dropout, negatives,
+batch order). ``run`` appends one JSON line per (label, dataset, seed) to ``benchmarks/seeds.jsonl`` (a
+cut-off run keeps what it finished; a finished triple is skipped when run again). ``report`` writes
+``benchmarks/SEEDS.md`` and ``benchmarks/seeds.json``: per label the mean ± std over seeds of test NDCG@10
+overall and on tail items (and validation NDCG@10, the number choices were made on), and per paper model the
+paired difference to its baseline seed by seed, with a paired t-test across seeds (the gain "exceeds the seed
+spread" when its 95% interval excludes zero).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+SEEDS = (2020, 1, 2, 3, 4)
+JOBS = {  # label: (model, overrides)
+    "sasrec-bce": ("sasrec", {"loss_type": "bce"}),
+    "sasrec-bce-normal-init": ("sasrec", {"loss_type": "bce", "init": "normal"}),
+    "sasrec-ce": ("sasrec", {"loss_type": "ce"}),
+    "llmesr": ("llmesr", {}),
+    "llmesr-alpha0": ("llmesr", {"distill": False}),
+    "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),
+    "pad": ("pad", {}),
+    "id-text-concat": ("id-text-concat", {}),
+}
+BASELINE = {"llmesr": "sasrec-bce", "llmesr-alpha0": "sasrec-bce", "pad": "sasrec-bce", "id-text-concat": "sasrec-bce",
+            "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-normal-init": "sasrec-bce"}
+LOG = HERE / "seeds.jsonl"
+
+
+def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
+    from llmrec_lite.experiment import run
+
+    done = {(r["label"], r["dataset"], r["seed"]) for r in read_log()}
+    for lab in labels:
+        if lab not in JOBS:
+            raise SystemExit(f"unknown label {lab!r}; valid: {sorted(JOBS)}")
+        model, overrides = JOBS[lab]
+        for seed in seeds:
+            if (lab, dataset, seed) in done:
+                continue
+            t = time.perf_counter()
+            rec = run(model, dataset, seed=seed, progress=False, **overrides)
+            rec["label"] = lab
+            with open(LOG, "a") as f:  # one line per finished run: a cut-off run keeps the others
+                f.write(json.dumps(rec) + "\n")
+            m = rec["metrics"]
+            print(f"{lab:22s} {dataset:13s} seed {seed:5d}: N@10 {m['ndcg@10']:.4f} tail items "
+                  f"{m['by_group']['tail_items']['ndcg@10']:.4f} valid {rec['best_valid']:.4f} | {rec['epochs']} ep, "
+                  f"{time.perf_counter() - t:.0f} s", flush=True)
+
+
+def read_log() -> list[dict]:
+    if not LOG.is_file():
+        return []
+    return [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+
+
+def _value(r: dict, key: str) -> float:
+    if key == "valid":
+        return r["best_valid"] if not r.get("stages") else r["stages"][-1]["best_valid"]
+    return r["metrics"]["ndcg@10"] if key == "all" else r["metrics"]["by_group"][key]["ndcg@10"]
+
+
+def summarise(records: list[dict]) -> dict:
+    """{dataset: {"models": {label: stats}, "gains": {label: paired stats vs its baseline}}}."""
+    import numpy as np
+    from scipy import stats
+
+    out: dict = {}
+    by: dict = {}
+    for r in records:
+        by.setdefault(r["dataset"], {}).setdefault(r["label"], {})[r["seed"]] = r
+    for ds, labels in by.items():
+        models, gains = {}, {}
+        for lab, runs in labels.items():
+            models[lab] = {"seeds": sorted(runs), "train_seconds": statistics.mean(r["train_seconds"] for r in runs.values())}
+            for key in ("all", "tail_items", "tail_users", "valid"):
+                v = [_value(runs[s], key) for s in sorted(runs)]
+                models[lab][key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                                    "values": v}
+        for lab, base in BASELINE.items():
+            if lab not in labels or base not in labels:
+                continue
+            common = sorted(set(labels[lab]) & set(labels[base]))
+            if len(common) < 2:
+                continue
+            gains[lab] = {"baseline": base, "seeds": common}
+            for key in ("all", "tail_items", "valid"):
+                d = np.array([_value(labels[lab][s], key) - _value(labels[base][s], key) for s in common])
+                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                p = float(stats.ttest_rel([_value(labels[lab][s], key) for s in common],
+                                          [_value(labels[base][s], key) for s in common]).pvalue) if d.std() > 0 else 0.0
+                gains[lab][key] = {"diff": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
+                                   "per_seed": d.tolist(), "p": p, "exceeds_spread": bool(d.mean() - half > 0 or d.mean() + half < 0)}
+        out[ds] = {"models": models, "gains": gains}
+    return out
+
+
+def markdown(summary: dict) -> str:
+    lines = ["# Headline comparisons over model seeds", "",
+             "Produced by `python benchmarks/seeds.py report` from `benchmarks/seeds.jsonl`. Leave-one-out split (the same "
+             "for every seed), full ranking, NDCG@10 on test unless marked; mean ± std over model seeds. Gains are paired "
+             "by seed (same seed = same split and test users); the interval is the 95% t-interval of the mean paired "
+             "difference over seeds, so a gain inside it is within run-to-run spread.", ""]
+    for ds, s in summary.items():
+        lines += [f"## {ds}", "", "| model | seeds | valid N@10 | test N@10 | tail users | tail items | train s |",
+                  "|---|---|---|---|---|---|---|"]
+        fmt = lambda d: f"{d['mean']:.4f} ± {d['std']:.4f}"
+        for lab, m in s["models"].items():
+            lines.append(f"| {lab} | {len(m['seeds'])} | {fmt(m['valid'])} | {fmt(m['all'])} | {fmt(m['tail_users'])} | "
+                         f"{fmt(m['tail_items'])} | {m['train_seconds']:.0f} |")
+        if s["gains"]:
+            lines += ["", "| model − baseline | seeds | valid N@10 | test N@10 [95% over seeds] | per seed | tail items | beyond seed spread? |",
+                      "|---|---|---|---|---|---|---|"]
+            for lab, g in s["gains"].items():
+                a, t = g["all"], g["tail_items"]
+                lines.append(f"| {lab} − {g['baseline']} | {len(g['seeds'])} | {g['valid']['diff']:+.4f} | "
+                             f"{a['diff']:+.4f} [{a['low']:+.4f}, {a['high']:+.4f}] | "
+                             f"{' '.join(f'{x:+.4f}' for x in a['per_seed'])} | {t['diff']:+.4f} [{t['low']:+.4f}, {t['high']:+.4f}] | "
+                             f"overall {'yes' if a['exceeds_spread'] else 'no'} (p {a['p']:.3f}), "
+                             f"tail {'yes' if t['exceeds_spread'] else 'no'} (p {t['p']:.3f}) |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def report() -> dict:
+    from llmrec_lite.io import save_json
+
+    summary = summarise(read_log())
+    save_json(summary, HERE / "seeds.json")
+    md = markdown(summary)
+    (HERE / "SEEDS.md").write_text(md + "\n")
+    print(md)
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("labels", nargs="+", help=f"any of {sorted(JOBS)}")
+    r.add_argument("--dataset", default="ml-100k")
+    r.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    sub.add_parser("report")
+    args = ap.parse_args()
+    if args.cmd == "run":
+        run_jobs(args.labels, args.dataset, args.seeds)
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    main()
