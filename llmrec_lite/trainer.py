@@ -45,7 +45,9 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
         return res
     opt = torch.optim.Adam(model.param_groups(lr), lr=lr, weight_decay=weight_decay)
     best_state, bad, pass_seconds = None, 0, []
-    bar = tqdm(range(1, epochs + 1), desc=f"train {type(model).__name__}", disable=not progress, leave=False)
+    stage = getattr(model, "stage", None)  # multi-stage models (PAD): one labelled bar per stage
+    desc = f"train {type(model).__name__}" + (f" · stage {stage}" if stage else "")
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         model.train()
         t = time.perf_counter()

@@ -76,3 +76,18 @@ def test_pantry_repeat_targets_are_few(pantry):
     assert repeats == 336  # 2.6% of test users re-buy an earlier item; masked as in RecBole
     with pytest.raises(ValueError, match="valid"):
         s.seen("train")
+
+
+def test_head_tail_cut_offs_break_ties_in_a_fixed_random_order(synth):
+    """With equal popularity an id order would put the lowest ids in the head (MovieLens ids follow popularity)."""
+    from llmrec_lite.data.split import tie_broken_order
+
+    s = random_split(synth)
+    s.__dict__["item_popularity"] = np.ones(s.n_items, int)  # every item tied
+    head = np.flatnonzero(s.head_items)
+    assert len(head) == round(0.2 * s.n_items) and head.max() > len(head)  # not simply the first ids
+    again = random_split(synth)
+    again.__dict__["item_popularity"] = np.ones(s.n_items, int)
+    assert np.array_equal(head, np.flatnonzero(again.head_items))  # fixed
+    order = tie_broken_order(np.array([2, 1, 2, 1, 0]))
+    assert order[0] == 4 and set(order[1:3]) == {1, 3} and set(order[3:]) == {0, 2}
