@@ -12,7 +12,7 @@ ifneq ($(wildcard ../shared/data/ml-100k),)
 export LLMREC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: run test env clean
+.PHONY: run test env clean notebooks
 
 env: $(VENV)/.installed
 
@@ -28,6 +28,10 @@ run: env
 test: env
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 	HF_HUB_OFFLINE=1 LLMREC_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=1200 notebooks
+
+# Execute every notebook in full mode (the default run, ~1 hour on 2 cores) and store the outputs in place.
+notebooks: env
+	HF_HUB_OFFLINE=1 $(PY) notebooks/execute.py
 
 clean:
 	rm -rf $(VENV) .cache results

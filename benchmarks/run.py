@@ -102,29 +102,19 @@ comparison. Both MF-BPR and LightGCN are within 5% of RecBole on the mean; the s
 4.0-5.9%.
 
 AlphaRec (`alpharec`): centred MiniLM title embeddings (frozen), users = mean of their train items, MLP
-384->192->64, 2 graph-convolution layers, cosine InfoNCE (tau 0.15, 256 uniform negatives shared by the batch),
-Adam 5e-4, batch 4096, patience 30 on validation Recall@20. `alpharec-linear`: the paper's linear-mapping probe
-(one bias-free 384x64 matrix, same loss). `alpharec-linear:random`: the same probe on random unit vectors of
-the same width: the control that separates what the language space contributes from what "user = mean of item
-vectors" already does. AlphaRec runs vary by about +-0.005 Recall@20 from run to run (floating-point summation
-order in the BLAS; everything else is seeded).
+384->192->64, 2 graph-convolution layers, cosine InfoNCE (tau 0.15, 256 uniform negatives shared by the batch, each
+masked where it is one of the row's user's train items), an epoch = as many samples as train interactions taken
+user by user in turn (the official trainer), Adam 5e-4, batch 4096, patience 30 on validation Recall@20.
+`alpharec-linear`: the paper's linear-mapping probe (one bias-free 384x64 matrix, same loss).
+`alpharec-linear:random`: the same probe on random unit vectors of the same width: the control that separates what
+the language space contributes from what "user = mean of item vectors" already does. AlphaRec runs vary by about
++-0.005 Recall@20 from run to run (floating-point summation order in the BLAS; everything else is seeded).
 
-LLM-ESR (`llmesr`): MiniLM item prompts (frozen semantic table) -> adapter 384->192->64, ID table initialised
-with PCA-64 of those vectors, causal cross-attention, one shared SASRec encoder (as `sasrec`), BCE with one
-negative per position plus 0.1 x MSE self-distillation to the mean of 10 users drawn from each user's 100
-nearest by MiniLM user-prompt embedding (the official code's settings). `llmesr-alpha0`: the same without
-self-distillation (the alpha validation prefers on ml-100k); `llmesr-ce-alpha0`: with full-softmax
-cross-entropy instead of BCE (the loss `sasrec` uses by default); `llmesr-alpha0-smollm2`: `llmesr-alpha0` with
-SmolLM2-135M item vectors (mean pooling, layer 15, centred) for the semantic view. `sasrec-bce`: SASRec with the paper's BCE
-loss, LLM-ESR's like-for-like baseline. Tail users = the 80% with the shortest train histories.
-
-PAD (`pad`): MiniLM title vectors; stage 1 an ID SASRec (BCE, one negative per position), stage 2 aligned
-expert = copy of it + MLP-projected titles, BCE + 1.0 x MK-MMD (5 Gaussian kernels, bandwidths x the batch's
-mean squared distance), stage 3 three experts (ID, frozen aligned table, text) mixed by a gate per popularity
-bin (10 bins of equal interaction mass; gate learning rate 1e-2, the rest 1e-3); each stage early-stopped on
-validation NDCG@10 (patience 20). `epochs` = all three stages; s/epoch = the three-expert stage.
-`id-text-concat`: PAD's plain-fusion baseline, one SASRec over W[E_i; P(z_i)] trained from scratch with BCE.
-Compare both with `sasrec-bce` (same loss).
+Sequential models (`sasrec`, `llmesr`, `pad`, `id-text-concat`): one SASRec (xavier-initialised item table, the
+shared causal encoder, negatives never in the user's train sequence, BCE = mean over positives + mean over
+negatives as the official LLM-ESR / PAD code). Their headline numbers over five model seeds, with paired
+differences and whether a gain exceeds the seed spread, are in `SEEDS.md` (`python benchmarks/seeds.py`): at one
+seed the spread between training runs is as large as most claimed gains.
 
 amazon-pantry: 336 of 12871 leave-one-out test targets (2.6%) repeat an item already in the user's history;
 as in RecBole, history items are masked, so these count as misses. `tail-item R@20` = Recall@20 on test items

@@ -259,16 +259,17 @@ def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap
     return ax.figure
 
 
-def realign(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5, bce: bool = True,
+def realign(pretrained, split: Split, weight: float = 0.2, kernel: str = "multi", epochs: int = 5, bce: bool = True,
             seed: int = 2020):
     """PAD stage 2 on a copy of ``pretrained`` (a PAD after stage 1) for exactly ``epochs`` epochs (last
-    weights kept, no early stopping) with MMD ``weight``, ``kernel`` and the BCE term on or off."""
+    weights kept, no early stopping) with MMD ``weight`` (official units, PAD's 0.2), ``kernel`` and the BCE term on
+    or off."""
     m, _ = refit_stage(pretrained, "pad", split, "align", seed=seed, epochs=epochs, patience=epochs,
                        restore_best=False, mmd_weight=weight, kernel=kernel, bce_in_alignment=bce)
     return m
 
 
-def draw_alignment(pretrained, split: Split, weight: float = 1.0, kernel: str = "multi", epochs: int = 5,
+def draw_alignment(pretrained, split: Split, weight: float = 0.2, kernel: str = "multi", epochs: int = 5,
                    bce: bool = True, method: str = "pca", seed: int = 2020):
     """A short re-alignment (``realign``) with MMD ``weight`` and ``kernel``: before/after overlay of the two
     distributions, the MMD estimates and the aligned expert's validation NDCG@10 (validation, never test:
@@ -296,7 +297,7 @@ def alignment_widget(pretrained, split: Split):
 
     return w.interact_manual(
         lambda weight, kernel, bce, epochs: draw_alignment(pretrained, split, weight, kernel, epochs, bce),
-        weight=w.FloatLogSlider(value=1.0, base=10, min=-2, max=2, step=0.5),
+        weight=w.FloatLogSlider(value=0.2, base=10, min=-2, max=2, step=0.1),
         kernel=w.Dropdown(options=["multi", "single", "linear"], value="multi"),
         bce=w.Checkbox(value=True, description="BCE during alignment"),
         epochs=w.IntSlider(value=5, min=1, max=30))
