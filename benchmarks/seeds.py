@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 SEEDS = (2020, 1, 2, 3, 4)
 JOBS = {  # label: (model, overrides)
     "sasrec-bce": ("sasrec", {"loss_type": "bce"}),
-    "sasrec-bce-normal-init": ("sasrec", {"loss_type": "bce", "init": "normal"}),
+    "sasrec-bce-xavier-init": ("sasrec", {"loss_type": "bce", "init": "xavier"}),
     "sasrec-ce": ("sasrec", {"loss_type": "ce"}),
     "llmesr": ("llmesr", {}),
     "llmesr-alpha0": ("llmesr", {"distill": False}),
@@ -38,7 +38,7 @@ JOBS = {  # label: (model, overrides)
     "id-text-concat": ("id-text-concat", {}),
 }
 BASELINE = {"llmesr": "sasrec-bce", "llmesr-alpha0": "sasrec-bce", "pad": "sasrec-bce", "id-text-concat": "sasrec-bce",
-            "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-normal-init": "sasrec-bce"}
+            "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-xavier-init": "sasrec-bce"}
 LOG = HERE / "seeds.jsonl"
 
 
