@@ -15,8 +15,8 @@ negatives; a negative is never in the user's train sequence, as the official ``r
 
 Item table initialisation ``init``: "normal" (N(0, 0.02), RecBole's; the default) or "xavier" (xavier_normal_,
 as the official SASRec / PAD code). Chosen on ml-100k validation NDCG@10 with BCE (benchmarks/SEEDS.md, rows
-``sasrec-bce`` and ``sasrec-bce-xavier-init``): the xavier start stops early on a lower validation score at
-every seed measured (the normal start's validation NDCG@10 at seed 2020 is above all five xavier seeds').
+``sasrec-bce`` and ``sasrec-bce-xavier-init``, validation column): the normal start has the higher validation
+score at every seed measured (by much at seed 2020, where the xavier start stops early; by a hair at seed 1).
 """
 from __future__ import annotations
 
