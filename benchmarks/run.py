@@ -116,6 +116,12 @@ negatives as the official LLM-ESR / PAD code). Their headline numbers over five 
 differences and whether a gain exceeds the seed spread, are in `SEEDS.md` (`python benchmarks/seeds.py`): at one
 seed the spread between training runs is as large as most claimed gains.
 
+† Rows marked † were measured before issue 10's fidelity fixes (official BCE scale, negatives that exclude the
+user's sequence, one SASRec with a N(0, 0.02) item table, LLM-ESR's fixed teachers and official cross-attention
+roles, PAD's concat fusion / all-trainable stage 3 / official gate start, AlphaRec's user-by-user sampler and masked
+negatives) and have not been re-run since (CPU budget); refresh them with `python benchmarks/run.py --only <model>`.
+The sequential models' current ml-100k numbers are in SEEDS.md.
+
 amazon-pantry: 336 of 12871 leave-one-out test targets (2.6%) repeat an item already in the user's history;
 as in RecBole, history items are masked, so these count as misses. `tail-item R@20` = Recall@20 on test items
 outside the top 20% by train popularity. s/epoch = one training pass, validation excluded, 2 CPU threads.
@@ -172,14 +178,14 @@ def table(records: list[dict]) -> str:
     lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-user N@10 | tail-item N@10 | tail-item R@20 | epochs | s/epoch | vs RecBole (R@20 / N@20) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset, split), rs in groups.items():
-        ref = ""
-        if dataset == "ml-100k" and model in RECBOLE:
+        ref = "† measured before the issue-10 fixes, see below" if any(r.get("stale") for r in rs) else ""
+        if dataset == "ml-100k" and model in RECBOLE and not ref:
             ref = f"{_vs_recbole(rs, model, 'recall@20')} / {_vs_recbole(rs, model, 'ndcg@20')}"
-        if model == "sasrec" and dataset == "ml-100k":
+        if model == "sasrec" and dataset == "ml-100k" and not ref:
             ref = f"RecBole SASRec: {RECBOLE_SASREC_SECONDS_PER_EPOCH:.0f} s/epoch"
         epochs = statistics.mean(r["epochs"] for r in rs)
         spe = statistics.mean(r["seconds_per_epoch"] for r in rs)
-        lines.append(f"| {model} | {dataset} | {split} | {len(rs)} | {_stat(rs, 'recall@20')} | {_stat(rs, 'ndcg@20')} | "
+        lines.append(f"| {model}{' †' if ref.startswith('†') else ''} | {dataset} | {split} | {len(rs)} | {_stat(rs, 'recall@20')} | {_stat(rs, 'ndcg@20')} | "
                      f"{_stat(rs, 'hr@10')} | {_stat(rs, 'ndcg@10')} | {_stat(rs, 'ndcg@10', 'tail_users')} | "
                      f"{_stat(rs, 'ndcg@10', 'tail_items')} | {_stat(rs, 'recall@20', 'tail_items')} | {epochs:.0f} | {spe:.2f} | {ref} |")
     return "\n".join(lines)
