@@ -121,17 +121,17 @@ def markdown(summary: dict) -> str:
         lines += [f"## {ds}", "", "| model | seeds | valid N@10 | test N@10 | tail users | tail items | train s |",
                   "|---|---|---|---|---|---|---|"]
         fmt = lambda d: f"{d['mean']:.4f} ± {d['std']:.4f}"
-        for lab, m in s["models"].items():
+        for lab, m in sorted(s["models"].items(), key=lambda kv: list(JOBS).index(kv[0]) if kv[0] in JOBS else 99):
             lines.append(f"| {lab} | {len(m['seeds'])} | {fmt(m['valid'])} | {fmt(m['all'])} | {fmt(m['tail_users'])} | "
                          f"{fmt(m['tail_items'])} | {m['train_seconds']:.0f} |")
         if s["gains"]:
-            lines += ["", "| model − baseline | seeds | valid N@10 | test N@10 [95% over seeds] | per seed | tail items | beyond seed spread? |",
+            lines += ["", "| model − baseline | seeds | valid N@10 | test N@10 [95% over seeds] | per seed (seed) | tail items | beyond seed spread? |",
                       "|---|---|---|---|---|---|---|"]
             for lab, g in s["gains"].items():
                 a, t = g["all"], g["tail_items"]
                 lines.append(f"| {lab} − {g['baseline']} | {len(g['seeds'])} | {g['valid']['diff']:+.4f} | "
                              f"{a['diff']:+.4f} [{a['low']:+.4f}, {a['high']:+.4f}] | "
-                             f"{' '.join(f'{x:+.4f}' for x in a['per_seed'])} | {t['diff']:+.4f} [{t['low']:+.4f}, {t['high']:+.4f}] | "
+                             f"{', '.join(f'{x:+.4f} ({sd})' for x, sd in zip(a['per_seed'], g['seeds']))} | {t['diff']:+.4f} [{t['low']:+.4f}, {t['high']:+.4f}] | "
                              f"overall {'yes' if a['exceeds_spread'] else 'no'} (p {a['p']:.3f}), "
                              f"tail {'yes' if t['exceeds_spread'] else 'no'} (p {t['p']:.3f}) |")
         lines.append("")

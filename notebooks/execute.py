@@ -30,7 +30,7 @@ def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ.pop("LLMREC_SMOKE", None)
     t = time.perf_counter()
-    NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
+    NotebookClient(nb, timeout=4 * 3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
                    store_widget_state=True).execute()
     seconds = time.perf_counter() - t
     with atomic_path(path) as tmp:
