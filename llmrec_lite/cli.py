@@ -18,12 +18,12 @@ from .io import save_json
 from .models import MODELS
 
 def info() -> str:
-    from .data.amazon import PANTRY_FILES
+    from .data.amazon import PANTRY_FILES, SCIENTIFIC_FILES
     from .data.download import verify
     from .data.movielens import FILE_MD5
     from .text.models import resolve
 
-    CHECKSUMS = FILE_MD5 | {"amazon-pantry": PANTRY_FILES}
+    CHECKSUMS = FILE_MD5 | {"amazon-pantry": PANTRY_FILES, "amazon-scientific": SCIENTIFIC_FILES}
     root = data_root()
     lines = [f"data root: {root}  ({'from ' + DATA_ENV if os.environ.get(DATA_ENV) else 'default; set ' + DATA_ENV + ' to change'})"]
     for name in sorted(LOADERS):

@@ -41,3 +41,19 @@ def synth():
     from llmrec_lite.data import synthetic_dataset
 
     return synthetic_dataset()
+
+
+@pytest.fixture(scope="session")
+def ml1m():
+    _real_data("ml-1m")
+    from llmrec_lite.data import load_dataset
+
+    return load_dataset("ml-1m", verbose=False)
+
+
+@pytest.fixture(scope="session")
+def scientific():
+    _real_data("amazon-scientific")
+    from llmrec_lite.data import load_dataset
+
+    return load_dataset("amazon-scientific", verbose=False)

@@ -156,3 +156,47 @@ def test_synthetic_is_deterministic():
     a, b = synthetic_dataset(seed=3), synthetic_dataset(seed=3)
     assert a.interactions.equals(b.interactions)
     assert np.isin(["Space", "Love"], " ".join(a.items.title).split()).all()
+
+
+def test_ml1m_from_recbole_atomic_files_pinned(ml1m):
+    assert (ml1m.n_users, ml1m.n_items, ml1m.n_interactions) == (6040, 3706, 1000209)
+    toy = ml1m.items[ml1m.items.raw_id == "Toy Story (1995)"].iloc[0]
+    assert toy.title == "Toy Story" and toy.year == 1995 and toy.genres == ["Animation", "Children's", "Comedy"]
+    usual = ml1m.items[ml1m.items.raw_id == "Usual Suspects, The (1995)"].iloc[0]
+    assert usual.title == "The Usual Suspects"  # the article moved back, as for ml-100k
+    assert ml1m.interactions.rating.between(1, 5).all() and {"age", "gender"} <= set(ml1m.users.columns)
+    first = ml1m.interactions[ml1m.interactions.user == 0]
+    assert first.timestamp.is_monotonic_increasing
+
+
+def test_amazon_scientific_pinned_with_attributes(scientific):
+    assert (scientific.n_users, scientific.n_items, scientific.n_interactions) == (8317, 4344, 58492)
+    assert {"brand", "categories", "description"} <= set(scientific.items.columns)
+    it = scientific.items.iloc[0]
+    assert it.categories[0] == "Industrial & Scientific" and it.genres == it.categories[1:]
+    assert f"Brand: {it.brand.rstrip('.')}." in it.text and it.text.startswith(it.title)
+    assert (scientific.items.description == "").sum() == 123
+    assert scientific.interactions.groupby("user").size().min() == 5
+
+
+def test_recbole_atomic_reader_names_bad_lines(tmp_path):
+    from llmrec_lite.data import DataError, load_recbole_atomic, read_atomic
+
+    d = tmp_path / "toy"
+    d.mkdir()
+    (d / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                 "u1\ta\t5\t2\nu1\tb\t3\t1\nu2\ta\t4\t7\n")
+    (d / "toy.item").write_text("item_id:token\tmovie_title:token\trelease_year:float\tgenre:token_seq\n"
+                                "a\tMatrix, The\t1999\tAction Sci-Fi\nb\tHeat\t1995\tCrime\n")
+    ds = load_recbole_atomic(d)
+    assert (ds.n_users, ds.n_items, ds.n_interactions) == (2, 2, 3)
+    assert ds.items.set_index("raw_id").loc["a", "title"] == "The Matrix"
+    assert ds.items.set_index("raw_id").loc["a", "genres"] == ["Action", "Sci-Fi"]
+    u1 = ds.interactions[ds.interactions.user == 0]
+    assert ds.items.raw_id[u1.item.iloc[0]] == "b"  # ordered by timestamp
+    (d / "toy.inter").write_text("user_id:token\titem_id:token\trating:float\nu1\ta\tfive\n")
+    with pytest.raises(DataError, match="toy.inter, line 2: field 'rating' is not a number"):
+        read_atomic(d / "toy.inter")
+    (d / "toy.inter").write_text("user_id\titem_id\n")
+    with pytest.raises(DataError, match="header field 'user_id' is not name:type"):
+        read_atomic(d / "toy.inter")

@@ -19,6 +19,8 @@ SOURCES = {  # name: (zip url, md5 of the zip, folder inside the zip, files we n
 }
 FILE_MD5 = {  # per-file md5 of the GroupLens originals (what `python -m llmrec_lite info` verifies)
     "ml-100k": {"u.data": "6e47046882bad158b0efbb84cd5cb987", "u.item": "2b6d1756f16d2ef8f83156dde7be4e69"},
+    "ml-1m": {"ml-1m.inter": "4df1a1407d07124b0634cb7f13c2e6fb", "ml-1m.item": "c782abb86de2c7630d27edfba988893f",
+              "ml-1m.user": "5e9d196aad4f4bbd45609e9ed77d33dd"},  # RecBole atomic files (../shared/data/ml-1m)
 }
 ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -109,6 +111,13 @@ def load_ml100k(root=None) -> Dataset:
 
 
 def load_ml1m(root=None) -> Dataset:
+    """MovieLens-1M: RecBole's atomic files (``ml-1m/ml-1m.inter`` etc., as in ../shared/data) when present,
+    else the GroupLens ``.dat`` files (downloaded and md5-checked when absent)."""
+    atomic = data_root(root) / "ml-1m"
+    if (atomic / "ml-1m.inter").is_file():
+        from .recbole import load_recbole_atomic
+
+        return load_recbole_atomic(atomic, "ml-1m")
     folder = ensure_movielens("ml-1m", root)
     r = read_table(folder / "ratings.dat", "::", ["user_raw", "item_raw", "rating", "timestamp"],
                    ["user_raw", "item_raw", "rating", "timestamp"])

@@ -5,12 +5,14 @@ from collections.abc import Sequence
 
 
 def item_prompt(title: str, year=None, genres: Sequence[str] = (), description: str = "",
-                max_description_chars: int = 300) -> str:
+                max_description_chars: int = 300, brand: str = "") -> str:
     """'Toy Story (1995). Genres: Animation, Children's, Comedy.' — fields are skipped when empty."""
     text = str(title).strip()
     if year is not None and str(year) not in ("", "<NA>", "nan"):
         text += f" ({year})"
     text += "."
+    if str(brand).strip():
+        text += f" Brand: {str(brand).strip().rstrip('.')}."
     if len(genres):
         text += " Genres: " + ", ".join(genres) + "."
     description = " ".join(str(description).split())
