@@ -20,20 +20,31 @@ def _real_data(name):
         pytest.skip(msg)
 
 
-@pytest.fixture(scope="session")
-def ml100k():
-    _real_data("ml-100k")
+def _dataset(name: str, folder: str | None = None):
+    _real_data(folder or name)
     from llmrec_lite.data import load_dataset
 
-    return load_dataset("ml-100k", verbose=False)
+    return load_dataset(name, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    return _dataset("ml-100k")
 
 
 @pytest.fixture(scope="session")
 def pantry():
-    _real_data("amazon-prime-pantry")
-    from llmrec_lite.data import load_dataset
+    return _dataset("amazon-pantry", "amazon-prime-pantry")
 
-    return load_dataset("amazon-pantry", verbose=False)
+
+@pytest.fixture(scope="session")
+def ml1m():
+    return _dataset("ml-1m")
+
+
+@pytest.fixture(scope="session")
+def scientific():
+    return _dataset("amazon-scientific")
 
 
 @pytest.fixture(scope="session")
@@ -41,19 +52,3 @@ def synth():
     from llmrec_lite.data import synthetic_dataset
 
     return synthetic_dataset()
-
-
-@pytest.fixture(scope="session")
-def ml1m():
-    _real_data("ml-1m")
-    from llmrec_lite.data import load_dataset
-
-    return load_dataset("ml-1m", verbose=False)
-
-
-@pytest.fixture(scope="session")
-def scientific():
-    _real_data("amazon-scientific")
-    from llmrec_lite.data import load_dataset
-
-    return load_dataset("amazon-scientific", verbose=False)
