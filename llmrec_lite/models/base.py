@@ -121,11 +121,10 @@ class SequentialRecommender(Recommender):
     ``train_batches`` yields (window [B, max_len + 1], users [B]); inputs window[:, :-1] predict
     window[:, 1:]."""
 
-    def __init__(self, split: Split, max_len: int = 50, train_seq: bool = False):
+    def __init__(self, split: Split, max_len: int = 50):
         super().__init__(split)
         self.max_len = max_len
-        stages = ("train", "valid", "test") if train_seq else ("valid", "test")
-        for stage in stages:
+        for stage in ("valid", "test"):
             self.register_buffer(f"{stage}_seq", torch.from_numpy(split.sequences(stage, max_len)), persistent=False)
         hist = split.histories("train")
         rows = np.array([u for u, h in enumerate(hist) if len(h) >= 2], dtype=np.int64)
