@@ -35,7 +35,7 @@ from ..data.split import Split
 from ..graph import normalized_adjacency, propagate
 from ..losses import info_nce
 from ..text import item_embeddings, unit_rows
-from .base import EmbeddingRecommender, PairSampler
+from .base import EmbeddingRecommender, PairSampler, in_sorted
 
 
 def mean_of_items(split: Split, z: np.ndarray) -> np.ndarray:
@@ -91,9 +91,8 @@ class _LanguageSpaceModel(EmbeddingRecommender):
         u, i = batch
         users, items = self.embed()
         neg = self.neg_pool[torch.randint(len(self.neg_pool), (self.n_negatives,), device=u.device)]
-        q = u[:, None] * self.n_items + neg[None, :]  # [B, N] keys of (user, negative)
-        pos = torch.searchsorted(self.seen_keys, q).clamp(max=len(self.seen_keys) - 1)
-        return info_nce(users[u], items[i], items[neg], self.tau, neg_mask=self.seen_keys[pos] == q)
+        own = in_sorted(self.seen_keys, u[:, None] * self.n_items + neg[None, :])  # [B, N]: (user, negative) seen?
+        return info_nce(users[u], items[i], items[neg], self.tau, neg_mask=own)
 
     def map_text(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
         """The learned map applied to new LM vectors (no graph: a text has no interactions)."""

@@ -112,6 +112,12 @@ class PairSampler:
             yield tuple(torch.from_numpy(x).to(device) for x in (u, self.items[b], self.negatives(u, rng)))
 
 
+def in_sorted(keys: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """bool, shape of ``q``: is each query in the sorted 1-D tensor ``keys``?"""
+    pos = torch.searchsorted(keys, q).clamp(max=len(keys) - 1)
+    return keys[pos] == q
+
+
 class SequentialRecommender(Recommender):
     """What every sequential model shares (SASRec, LLM-ESR, PAD, ID+text concat, ...): each stage's input
     sequences (``valid_seq`` / ``test_seq``, ids + 1, left-padded), the train histories fed as training
@@ -141,9 +147,7 @@ class SequentialRecommender(Recommender):
 
     def in_train(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """bool, shape of ``items`` (ids + 1): is the item in the user's train sequence? ``users`` broadcasts."""
-        q = users.reshape(-1, *([1] * (items.dim() - 1))) * (self.n_items + 1) + items
-        pos = torch.searchsorted(self.seen_keys, q).clamp(max=len(self.seen_keys) - 1)
-        return self.seen_keys[pos] == q
+        return in_sorted(self.seen_keys, users.reshape(-1, *([1] * (items.dim() - 1))) * (self.n_items + 1) + items)
 
     def negatives(self, users: torch.Tensor, shape) -> torch.Tensor:
         """Negatives (ids + 1) of ``shape`` = [len(users), ...]: uniform over the negative pool, each
