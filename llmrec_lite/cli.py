@@ -44,7 +44,10 @@ def info() -> str:
         except ModelNotFoundError as e:
             lines.append(f"  {lm:8s} MISSING: {e}")
     lines.append(f"device: {resolve_device('auto')}  torch {torch.__version__}")
-    lines.append(f"models: {', '.join(sorted(MODELS))}; datasets: {', '.join(DATASETS)}")
+    for task in ("ranking", "ctr"):
+        names = [f"{n} ({s.protocol}{', text' if s.reads_text else ''})" for n, s in sorted(MODELS.items()) if s.task == task]
+        lines.append(f"{task} models: {', '.join(names)}")
+    lines.append(f"datasets: {', '.join(DATASETS)}")
     return "\n".join(lines)
 
 
@@ -106,7 +109,7 @@ def main(argv=None) -> int:
             set_threads(args.threads)
         lm = {"encoder": args.encoder} if args.encoder else {}
         enc_kw = {k: v for k, v in (("pooling", args.pooling), ("layer", args.layer)) if v is not None}
-        text_models = [m for m, spec in MODELS.items() if "encoder" in spec[0].__init__.__code__.co_varnames]
+        text_models = sorted(m for m, spec in MODELS.items() if spec.reads_text)
         if (lm or enc_kw or args.no_center) and args.model not in text_models:
             raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to the models that read item text "
                              f"{text_models}, not {args.model!r}")

@@ -10,9 +10,11 @@ import torch
 from . import __version__
 from .config import resolve_device
 from .data import LOADERS, load_dataset, make_split
-from .metrics import GROUPS, evaluate
+from .metrics import GROUPS, evaluate, evaluate_ctr
 from .models import get_model
 from .trainer import fit
+
+CTR_REPORT = ("auc", "logloss")
 
 REPORT = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "hr@10")
 DATASETS = sorted(LOADERS) + ["synthetic"]
@@ -39,6 +41,33 @@ def check_types(name: str, overrides: dict, defaults: dict) -> None:
                              f"(e.g. {key}={d!r})")
 
 
+def _in_force(cls, model_kw: dict, hp: dict, task: str) -> dict:
+    """Every hyper-parameter the run used: trainer defaults, model constructor defaults, then overrides."""
+    trainer = {k: p.default for k, p in inspect.signature(fit).parameters.items() if k in TRAINER_KEYS}
+    trainer |= hp
+    trainer["valid_metric"] = trainer["valid_metric"] or ("auc" if task == "ctr" else "recall@20")
+    model = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+             if k not in ("self", "split") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    model |= model_kw
+    return trainer | {k: (f"<array {list(v.shape)}>" if hasattr(v, "shape") else v) for k, v in model.items()}
+
+
+def _lm_identity(spec, model_kw: dict) -> dict | None:
+    """Which language model made the item vectors (None for models that read no text)."""
+    if not spec.reads_text:
+        return None
+    if model_kw.get("item_z") is not None:
+        return {"item_z": "passed in", "shape": list(model_kw["item_z"].shape)}
+    from .text.models import resolve
+
+    name = model_kw.get("encoder", inspect.signature(spec.cls.__init__).parameters["encoder"].default)
+    if name == "random" or str(name).startswith("random-"):
+        return {"encoder": name, "identity": "seeded random unit vectors (control)"}
+    lm = resolve(name)
+    return {"encoder": name, "identity": lm.identity, "path": lm.path, "gguf_file": lm.gguf_file,
+            "encoder_kwargs": model_kw.get("encoder_kwargs")}
+
+
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
                    **overrides):
     """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
@@ -47,10 +76,13 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
     constructor arguments (e.g. dim, n_layers). ``after_stage(stage, model)``: called after each fitted
     stage of a multi-stage model (PAD), e.g. to measure it before the next stage changes it.
+    Ranking models report full-ranking metrics; CTR models (task "ctr") AUC and LogLoss; both per group.
     """
-    cls, protocol, defaults = get_model(model)
+    spec = get_model(model)
+    cls, protocol, defaults = spec.cls, spec.protocol, spec.defaults
     if split.protocol != protocol:
-        raise ValueError(f"{model} expects the {protocol!r} split, got {split.protocol!r}")
+        how = "data.ctr_view(dataset)" if protocol == "ctr" else f"data.make_split(dataset, {protocol!r})"
+        raise ValueError(f"{model} expects the {protocol!r} split ({how}), got {split.protocol!r}")
     hp = dict(defaults)
     model_keys = set(inspect.signature(cls.__init__).parameters) - {"self", "split"}
     unknown = sorted(set(overrides) - TRAINER_KEYS - model_keys)
@@ -71,19 +103,27 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
                        "best_valid": res.best_valid, "train_seconds": res.train_seconds})
         if after_stage is not None and stage is not None:
             after_stage(stage, m)
-    test = evaluate(m, split, "test", device=resolve_device(device))
-    keep = REPORT + ("hr@20",)
-    model_kw = {k: (f"<array {list(v.shape)}>" if hasattr(v, "shape") else v) for k, v in model_kw.items()}
+    if spec.task == "ctr":
+        test = evaluate_ctr(m, split, "test", device=resolve_device(device))
+        metrics = {k: test[k] for k in CTR_REPORT + ("positive_rate",)} | {"by_group": test["by_group"]}
+        size = {"n_test_examples": test["n"]}
+    else:
+        test = evaluate(m, split, "test", device=resolve_device(device))
+        keep = REPORT + ("hr@20",)
+        metrics = {k: test[k] for k in keep} | {
+            "by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}}
+        size = {"n_test_users": test["n_users"]}
     record = {
-        "model": model, "dataset": split.dataset.name, "split": protocol, "seed": seed,
-        "metrics": {k: test[k] for k in keep}
-        | {"by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}},
-        "n_test_users": test["n_users"],
+        "model": model, "task": spec.task, "dataset": split.dataset.name, "split": protocol, "seed": seed,
+        "metrics": metrics, **size,
         "train_seconds": sum(st["train_seconds"] for st in stages), "epochs": sum(st["epochs"] for st in stages),
         "best_epoch": res.best_epoch,
         "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
         **({"stages": stages} if len(stages) > 1 else {}),
-        "hyperparameters": hp | model_kw, "dataset_stats": split.dataset.stats(),
+        "hyperparameters": _in_force(cls, model_kw, hp, spec.task),
+        "overrides": sorted(overrides),
+        "language_model": _lm_identity(spec, model_kw),
+        "dataset_stats": split.dataset.stats(),
         "environment": {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
                         "threads": torch.get_num_threads(), "python": platform.python_version()},
     }
@@ -98,7 +138,7 @@ def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="a
     ``name``: the model's registry name (its trainer defaults apply); ``settings``: trainer settings or
     attributes of the model (``gate_lr``); a model fitted with ``until=`` goes on to ``stage``. Early stopping
     on validation as in ``train_and_test``; the test split is not read. Returns (model copy, TrainResult)."""
-    hp = dict(get_model(name)[2]) | {k: v for k, v in settings.items() if k in TRAINER_KEYS}
+    hp = dict(get_model(name).defaults) | {k: v for k, v in settings.items() if k in TRAINER_KEYS}
     m = copy.deepcopy(model)
     for key, value in settings.items():
         if key in TRAINER_KEYS:
@@ -119,7 +159,7 @@ def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: i
         root=None, progress: bool = True, min_rating: float | None = None, k_core: int = 0, **overrides) -> dict:
     """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
     ``model`` needs, train and test; return the JSON record."""
-    _, protocol, _ = get_model(model)
+    protocol = get_model(model).protocol
     resolve_device(device)  # a bad --device fails before any data or LM is loaded
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
@@ -132,13 +172,18 @@ def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: i
 
 def format_table(records: list[dict], groups: bool = True) -> str:
     """A plain-text metrics table; one row per record (and per group if asked)."""
-    cols = ["model", "rows"] + list(REPORT)
+    ctr = [r.get("task") == "ctr" for r in records]
+    if any(ctr) and not all(ctr):
+        return "\n\n".join(format_table([r for r, c in zip(records, ctr) if c == k], groups) for k in (False, True))
+    report = CTR_REPORT if all(ctr) else REPORT
+    cols = ["model", "rows"] + list(report)
     lines = []
     for r in records:
         rows = [("all", r["metrics"])] + ([(g, r["metrics"]["by_group"][g]) for g in GROUPS] if groups else [])
         for name, m in rows:
-            lines.append([r["model"], name] + [f"{m[k]:.4f}" for k in REPORT])
+            lines.append([r["model"], name] + [f"{m[k]:.4f}" for k in report])
     widths = [max(len(c), *(len(l[i]) for l in lines)) for i, c in enumerate(cols)]
     fmt = "  ".join(f"{{:<{w}}}" if i < 2 else f"{{:>{w}}}" for i, w in enumerate(widths))
     sep = "  ".join("-" * w for w in widths)
-    return "\n".join([fmt.format(*["model", "users"] + list(REPORT)), sep] + [fmt.format(*l) for l in lines])
+    return "\n".join([fmt.format(*["model", "rows" if all(ctr) else "users"] + list(report)), sep]
+                     + [fmt.format(*l) for l in lines])

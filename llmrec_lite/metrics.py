@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -168,7 +169,63 @@ def paired_difference(a: dict, b: dict, metric: str = "ndcg@10", group: str | No
     return {"diff": float(d.mean()), "low": float(ci.low), "high": float(ci.high), "n_users": int(len(d))}
 
 
+def difference_table(results: dict[str, dict], baseline: str, metric: str = "ndcg@10",
+                     groups=("all", "tail_users", "head_users", "tail_items", "head_items"), seed: int = 0) -> pd.DataFrame:
+    """Each variant minus ``baseline`` on ``metric`` per group, as "diff [95% interval]" (paired
+    bootstrap over test users, ``metrics.paired_difference``). ``results``: {label: evaluate(...,
+    per_user=True)}. An interval that excludes 0 is a difference the test set can see."""
+    rows = {}
+    for name, res in results.items():
+        if name == baseline:
+            continue
+        cells = {}
+        for g in groups:
+            d = paired_difference(res, results[baseline], metric, None if g == "all" else g, seed=seed)
+            cells[g.replace("_", " ")] = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+        rows[name] = cells
+    return pd.DataFrame(rows).T.rename_axis(f"{metric} − {baseline}")
+
+
 # ------------------------------------------------------------------------------------------- CTR
+CTR_GROUPS = GROUPS  # per row: the target item's group (head/tail items), the user's (long/short histories)
+
+
+@torch.no_grad()
+def evaluate_ctr(model, split, stage: str = "test", batch_size: int = 4096, device=None, groups: bool = True,
+                 per_row: bool = False) -> dict:
+    """AUC and LogLoss of a CTR model's click probabilities on ``split``'s ``stage`` rows (``valid`` | ``test``),
+    overall and per group: head/tail items (the target item's train popularity, as ``Split.head_items``) and
+    head/tail users (tail = the 80% of users with the shortest train histories). ``per_row=True`` adds the
+    rows' labels, probabilities and users (for paired comparisons)."""
+    from .models.base import ctr_batch
+
+    if stage not in ("valid", "test"):
+        raise ValueError(f"unknown stage {stage!r}; valid: valid, test")
+    arrays = split.arrays(stage)
+    device = device or model.device
+    was_training = model.training
+    model.eval()
+    probs = np.concatenate([torch.sigmoid(model.predict(ctr_batch(arrays, np.arange(s, min(s + batch_size, len(arrays["label"]))), device))).float().cpu().numpy()
+                            for s in range(0, len(arrays["label"]), batch_size)])
+    if was_training:
+        model.train()
+    labels = arrays["label"]
+    out = {"auc": auc(labels, probs), "logloss": logloss(labels, probs), "n": int(len(labels)),
+           "positive_rate": float(labels.mean())}
+    if groups:
+        members = {"head_items": split.head_items[arrays["item"]], "tail_items": ~split.head_items[arrays["item"]],
+                   "tail_users": split.tail_users[arrays["user"]], "head_users": ~split.tail_users[arrays["user"]]}
+        out["by_group"] = {}
+        for g in CTR_GROUPS:
+            m = members[g]
+            ok = m.any() and labels[m].min() != labels[m].max()
+            out["by_group"][g] = {"auc": auc(labels[m], probs[m]) if ok else float("nan"),
+                                  "logloss": logloss(labels[m], probs[m]) if m.any() else float("nan"), "n": int(m.sum())}
+    if per_row:
+        out["per_row"] = {"label": labels, "prob": probs, "user": arrays["user"], "item": arrays["item"]}
+    return out
+
+
 def _check_ctr(labels, scores):
     labels, scores = np.asarray(labels, float).ravel(), np.asarray(scores, float).ravel()
     if labels.shape != scores.shape:

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .config import resolve_device, seed_everything
 from .data.split import Split
-from .metrics import evaluate
+from .metrics import evaluate, evaluate_ctr
 from .models.base import Recommender
 
 
@@ -26,12 +26,17 @@ class TrainResult:
 
 
 def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, weight_decay: float = 0.0,
-        batch_size: int = 2048, patience: int = 10, valid_metric: str = "recall@20", eval_every: int = 1,
+        batch_size: int = 2048, patience: int = 10, valid_metric: str | None = None, eval_every: int = 1,
         seed: int = 2020, device="auto", progress: bool = True, restore_best: bool = True) -> TrainResult:
     """Train ``model`` until ``valid_metric`` on the validation split has not improved for
     ``patience`` evaluations (or ``epochs`` run out); restore the best weights (``restore_best=False``
-    keeps the last ones, e.g. to watch what a loss does when it runs unchecked). Never reads test."""
-    valid_names = [f"{m}@{k}" for m in ("recall", "ndcg", "hr") for k in (10, 20)]
+    keeps the last ones, e.g. to watch what a loss does when it runs unchecked). Never reads test.
+
+    Ranking models validate on full-ranking ``valid_metric`` (default recall@20); CTR models (``task ==
+    "ctr"``) on validation AUC (their LogLoss is kept in ``history``)."""
+    ctr = getattr(model, "task", "ranking") == "ctr"
+    valid_names = ["auc"] if ctr else [f"{m}@{k}" for m in ("recall", "ndcg", "hr") for k in (10, 20)]
+    valid_metric = valid_metric or valid_names[0 if ctr else 1]
     if valid_metric not in valid_names:
         raise ValueError(f"unknown valid_metric {valid_metric!r}; valid: {valid_names}")
     seed_everything(seed)
@@ -63,7 +68,11 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
         pass_seconds.append(time.perf_counter() - t)
         row = {"epoch": epoch, "loss": total / max(n, 1), "seconds": pass_seconds[-1]}
         if epoch % eval_every == 0 or epoch == epochs:
-            score = evaluate(model, split, "valid", device=device, groups=False)[valid_metric]
+            if ctr:
+                v = evaluate_ctr(model, split, "valid", device=device, groups=False)
+                score, row["valid_logloss"] = v["auc"], v["logloss"]
+            else:
+                score = evaluate(model, split, "valid", device=device, groups=False)[valid_metric]
             row[f"valid_{valid_metric}"] = score
             if not score <= res.best_valid:  # also true for the first (nan) comparison
                 res.best_valid, res.best_epoch, bad = score, epoch, 0

@@ -5,6 +5,7 @@ import pytest
 
 from llmrec_lite.cli import main
 from llmrec_lite.experiment import format_table, run
+from llmrec_lite.models import MODELS
 
 
 def test_run_writes_documented_json(tmp_path, capsys, ml100k):
@@ -30,9 +31,9 @@ def test_run_mf_on_synthetic():
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["run", "bert4rec"], "unknown model 'bert4rec'; valid: ['alpharec', 'alpharec-linear', 'id-text-concat', 'lightgcn', 'llmesr', 'mf', 'pad', 'pop', 'sasrec']"),
+    (["run", "bert4rec"], f"unknown model 'bert4rec'; valid: {sorted(MODELS)}"),
     (["run", "mf", "--dataset", "netflix"], "unknown dataset 'netflix'; valid:"),
-    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], "apply to the models that read item text ['alpharec', 'alpharec-linear', 'llmesr', 'pad', 'id-text-concat'], not 'mf'"),
+    (["run", "mf", "--dataset", "synthetic", "--encoder", "minilm"], f"apply to the models that read item text {sorted(n for n, m in MODELS.items() if m.reads_text)}, not 'mf'"),
 ])
 def test_unknown_names_list_valid(args, expected, capsys):
     assert main(args) == 2

@@ -34,8 +34,9 @@ def test_lightgcn_adjacency_matches_dense_formula(synth):
 
 @pytest.mark.parametrize("name", ["mf", "lightgcn", "sasrec"])
 def test_training_reduces_loss_and_is_deterministic(synth, name):
-    cls, protocol, _ = get_model(name)
-    s = random_split(synth) if protocol == "random" else leave_one_out(synth)
+    spec = get_model(name)
+    cls = spec.cls
+    s = random_split(synth) if spec.protocol == "random" else leave_one_out(synth)
     results = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -74,7 +75,32 @@ def test_sasrec_is_causal(synth):
 def test_unknown_model_lists_valid():
     with pytest.raises(ValueError, match="valid: .*lightgcn.*sasrec"):
         get_model("bert4rec")
-    assert {"pop", "mf", "lightgcn", "sasrec", "alpharec", "alpharec-linear", "llmesr", "pad", "id-text-concat"} == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_registry_entry_matches_the_model(name):
+    """What the registry declares is what the class does: text readers take encoder/item_z, CTR models follow
+    the CTR contract, sequential models the sequential split, and every default is a trainer setting."""
+    import inspect
+
+    from llmrec_lite.experiment import TRAINER_KEYS
+    from llmrec_lite.models.base import CTRRecommender, SequentialRecommender
+
+    spec = get_model(name)
+    params = inspect.signature(spec.cls.__init__).parameters
+    assert spec.reads_text == ("encoder" in params)
+    assert (spec.task == "ctr") == issubclass(spec.cls, CTRRecommender) == (spec.protocol == "ctr")
+    if issubclass(spec.cls, SequentialRecommender):
+        assert spec.protocol == "loo"
+    assert set(spec.defaults) <= TRAINER_KEYS
+
+
+def test_register_rejects_a_ctr_model_on_a_ranking_split():
+    from llmrec_lite.models import register
+
+    with pytest.raises(ValueError, match="bad protocol/task"):
+        register("bad", MF, "random", task="ctr")
+    assert "bad" not in MODELS
 
 
 def test_mf_beats_popularity_on_ml100k(ml100k):
@@ -126,3 +152,14 @@ def test_propagation_gradient_matches_dense(synth):
     x2 = x.detach().clone().requires_grad_(True)
     ((x2 + dense @ x2 + dense @ (dense @ x2)) / 3 * w).sum().backward()
     torch.testing.assert_close(x.grad, x2.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in MODELS.items() if s.reads_text))
+def test_every_text_model_checks_its_item_table(synth, name):
+    """One text-features helper (models.base.text_features): each text-reading model refuses an item table
+    whose rows do not match the catalogue, with the same message."""
+    spec = get_model(name)
+    s = random_split(synth) if spec.protocol == "random" else leave_one_out(synth)
+    z = np.random.default_rng(0).standard_normal((s.n_items - 1, 32)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"item embeddings have {s.n_items - 1} rows .* {s.n_items} items"):
+        spec.cls(s, item_z=z)

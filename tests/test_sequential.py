@@ -6,16 +6,15 @@ import torch
 
 from llmrec_lite.data import hold_out_items, leave_one_out
 from llmrec_lite.experiment import train_and_test
-from llmrec_lite.metrics import evaluate
-from llmrec_lite.models import SASRec
+from llmrec_lite.models import MODELS, SASRec
 from llmrec_lite.text import item_embeddings
 
-SEQUENTIAL = ["sasrec", "llmesr", "pad", "id-text-concat"]
+SEQUENTIAL = sorted(n for n, spec in MODELS.items() if spec.protocol == "loo")  # every registered sequential model
 
 
 def small(name, s, z):
     kw = {"dim": 16, "max_len": 20}
-    if name != "sasrec":
+    if MODELS[name].reads_text:
         kw["item_z"] = z
     if name == "llmesr":
         kw |= {"user_z": item_embeddings([str(u) for u in range(s.n_users)], "random-24", seed=1), "n_similar": 3}
@@ -43,7 +42,7 @@ def test_test_scores_never_see_the_test_target(setup, name):
     assert not np.array_equal(moved.test["item"], s.test["item"])
     from llmrec_lite.models import get_model
 
-    m2 = get_model(name)[0](moved, **small(name, s, z))
+    m2 = get_model(name).cls(moved, **small(name, s, z))
     for stage in getattr(m2, "stages", ())[1:]:
         m2.set_stage(stage)
     m2.load_state_dict(m.state_dict())

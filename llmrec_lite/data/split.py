@@ -195,36 +195,65 @@ SPLITS = {"random": random_split, "loo": leave_one_out}
 
 
 def make_split(ds: Dataset, protocol: str, seed: int = 2020) -> Split:
+    """``random`` | ``loo`` | ``ctr`` (the click-through view, ``ctr_view``)."""
+    if protocol == "ctr":
+        return ctr_view(ds)
     if protocol not in SPLITS:
-        raise ValueError(f"unknown split {protocol!r}; valid: {sorted(SPLITS)}")
+        raise ValueError(f"unknown split {protocol!r}; valid: {sorted(SPLITS) + ['ctr']}")
     return random_split(ds, seed=seed) if protocol == "random" else leave_one_out(ds)
 
 
 @dataclass
-class CTRSplit:
-    """Click-through view (label = rating >= threshold) with each sample's earlier behaviours."""
-    train: pd.DataFrame
-    valid: pd.DataFrame
-    test: pd.DataFrame
-    max_history: int
+class CTRSplit(Split):
+    """Click-through view (``ctr_view``): one row per rating, label = rating >= ``threshold``, with the
+    user's behaviours strictly before it. ``train`` / ``valid`` / ``test`` frames have columns user, item,
+    label, history (item ids, oldest first) and history_label (their labels). Head/tail items and users are
+    defined on the train rows as in ``Split`` (tail users = the 80% with the shortest train histories)."""
+    threshold: float = 4
+    max_history: int = 20
+
+    def arrays(self, part: str) -> dict[str, np.ndarray]:
+        """The part as arrays: user, item, label [n]; hist [n, max_history] (item ids + 1, left-padded with
+        0, most recent last) and hist_label [n, max_history] (1 liked, 0 not, -1 padding)."""
+        cache = self.__dict__.setdefault("_arrays", {})
+        if part not in cache:
+            df = self.part(part)
+            n, h = len(df), self.max_history
+            hist = np.zeros((n, h), np.int64)
+            hlab = np.full((n, h), -1, np.int64)
+            for r, (items, labs) in enumerate(zip(df["history"], df["history_label"])):
+                if len(items):
+                    hist[r, h - len(items):] = np.asarray(items) + 1
+                    hlab[r, h - len(items):] = labs
+            cache[part] = {"user": df["user"].to_numpy(np.int64), "item": df["item"].to_numpy(np.int64),
+                           "label": df["label"].to_numpy(np.float32), "hist": hist, "hist_label": hlab}
+        return cache[part]
 
 
-def ctr_view(ds: Dataset, threshold: float = 4, max_history: int = 20,
-             ratios=(0.8, 0.1, 0.1)) -> CTRSplit:
-    """Each interaction becomes (user, item, label, history): history = the user's up to
-    ``max_history`` previous items (any rating), in time order. Split per user by time 80/10/10,
-    so every test sample lies after the user's train samples."""
+def ctr_view(ds: Dataset, threshold: float = 4, max_history: int = 20, ratios=(0.8, 0.1, 0.1)) -> CTRSplit:
+    """Each rating becomes (user, item, label = rating >= threshold, history): the user's last
+    ``max_history`` items rated strictly earlier (timestamp < this one's; same-second ratings are not each
+    other's history), any rating, with their labels. Split per user by time 80/10/10, so every valid / test
+    row lies at or after the user's train rows."""
     if ds.interactions["rating"].nunique() < 2:
         raise DataError(f"{ds.name} has a single rating value: a CTR view needs explicit ratings "
-                        f"(e.g. MovieLens)")
+                        f"(e.g. MovieLens; without --min-rating)")
+    if max_history < 1:
+        raise ValueError(f"max_history must be >= 1, got {max_history}")
     df = ds.interactions.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
     items = df["item"].to_numpy()
+    label = (df["rating"] >= threshold).to_numpy().astype(np.int64)
+    idx = np.arange(len(df))
     start = df.groupby("user").cumcount().to_numpy()
-    history = [items[i - min(s, max_history):i].tolist() for i, s in enumerate(start)]
+    end = idx - df.groupby(["user", "timestamp"]).cumcount().to_numpy()  # first row of this user's second
+    lo = np.maximum(idx - start, end - max_history)
+    history = [items[a:b].tolist() for a, b in zip(lo, end)]
+    history_label = [label[a:b].tolist() for a, b in zip(lo, end)]
     n = df.groupby("user")["item"].transform("size").to_numpy()
     frac = start / n
-    label = np.where(frac < ratios[0], 0, np.where(frac < ratios[0] + ratios[1], 1, 2))
-    out = pd.DataFrame({"user": df["user"], "item": df["item"],
-                        "label": (df["rating"] >= threshold).astype(np.float32), "history": history})
-    train, valid, test = _parts(out, label)
-    return CTRSplit(train, valid, test, max_history)
+    part = np.where(frac < ratios[0], 0, np.where(frac < ratios[0] + ratios[1], 1, 2))
+    out = pd.DataFrame({"user": df["user"], "item": df["item"], "label": label.astype(np.float32),
+                        "history": history, "history_label": history_label})
+    train, valid, test = _parts(out, part)
+    return CTRSplit(ds, "ctr", train, valid, test, threshold=threshold, max_history=max_history,
+                    info={"ratios": list(ratios), "threshold": threshold, "max_history": max_history})

@@ -17,7 +17,8 @@ _NOUNS = ["Story", "Adventure", "Return", "Legacy", "Chronicles", "Affair", "Gam
 
 def synthetic_dataset(n_users: int = 60, n_items: int = 40, per_user: tuple[int, int] = (6, 15),
                       seed: int = 0) -> Dataset:
-    """Users each like one genre (80% of their items come from it); titles name the genre's words."""
+    """Users each like one genre (80% of their items come from it); titles name the genre's words. Ratings
+    follow the genre: 4-5 for items of the user's genre, 1-3 otherwise (so a CTR view has a learnable label)."""
     rng = np.random.default_rng(seed)
     genres = list(_TOPICS)
     item_genre = np.arange(n_items) % len(genres)
@@ -36,6 +37,8 @@ def synthetic_dataset(n_users: int = 60, n_items: int = 40, per_user: tuple[int,
         n = int(rng.integers(per_user[0], per_user[1] + 1))
         chosen = rng.choice(n_items, size=min(n, n_items), replace=False, p=w / w.sum())
         for t, i in enumerate(chosen):
-            rows.append((u + 1, i + 1, float(rng.integers(1, 6)), 1_000_000 + 100 * t + u))
+            r = int(rng.integers(1, 6))
+            rating = 4 + r % 2 if item_genre[i] == fav else 1 + r % 3
+            rows.append((u + 1, i + 1, float(rating), 1_000_000 + 100 * t + u))
     raw = pd.DataFrame(rows, columns=["user_raw", "item_raw", "rating", "timestamp"])
     return build_dataset("synthetic", raw, items)

@@ -1,8 +1,13 @@
-"""Recommenders behind one contract (see base.py). One readable file per model."""
+"""Recommenders behind one contract (see base.py), one readable file per model, and the registry that the
+CLI, the benchmarks and the tests read: each model's split protocol, task, whether it reads item text, and
+its trainer defaults. A new model is one ``register(...)`` line."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from .alpharec import AlphaRec, AlphaRecLinear
-from .base import Recommender
+from .base import CTRRecommender, Recommender
+from .din import DIN
 from .lightgcn import LightGCN
 from .llmesr import LLMESR
 from .mf import MF
@@ -10,31 +15,53 @@ from .pad import PAD, IDTextConcat
 from .pop import Pop
 from .sasrec import SASRec
 
-# name: (class, split protocol, default training hyper-parameters)
-MODELS = {
-    "pop": (Pop, "random", {}),
-    "mf": (MF, "random", {"lr": 1e-3, "batch_size": 2048, "epochs": 500, "patience": 50}),
-    "lightgcn": (LightGCN, "random", {"lr": 1e-3, "batch_size": 2048, "epochs": 500, "patience": 50}),
-    # paper models (AlphaRec: Adam 5e-4, batch 4096, tau 0.15, 256 negatives, as the official code)
-    "alpharec": (AlphaRec, "random", {"lr": 5e-4, "batch_size": 4096, "epochs": 300, "patience": 30}),
-    "alpharec-linear": (AlphaRecLinear, "random", {"lr": 5e-4, "batch_size": 4096, "epochs": 300, "patience": 30}),
-    # LLM-ESR: SASRec backbone; BCE with one negative + 0.1 x MSE self-distillation, as the official code
-    "llmesr": (LLMESR, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
-                               "valid_metric": "ndcg@10"}),
-    # PAD: three stages, each early-stopped on validation NDCG@10; BCE + MK-MMD as the official code
-    "pad": (PAD, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20, "valid_metric": "ndcg@10"}),
-    "id-text-concat": (IDTextConcat, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
-                                             "valid_metric": "ndcg@10"}),
-    "sasrec": (SASRec, "loo", {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20,
-                               "valid_metric": "ndcg@10"}),
-}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    cls: type
+    protocol: str  # the split it trains on: "random" | "loo" | "ctr"
+    task: str = "ranking"  # "ranking" (full-ranking Recall/NDCG) | "ctr" (AUC / LogLoss)
+    reads_text: bool = False  # builds item vectors with a language model (takes encoder=, item_z=)
+    defaults: dict = field(default_factory=dict)  # trainer settings (epochs, lr, batch_size, patience, ...)
+    paper: str = ""
 
 
-def get_model(name: str):
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, cls: type, protocol: str, task: str = "ranking", reads_text: bool = False,
+             paper: str = "", **defaults) -> ModelSpec:
+    if protocol not in ("random", "loo", "ctr") or task not in ("ranking", "ctr") or (task == "ctr") != (protocol == "ctr"):
+        raise ValueError(f"{name}: bad protocol/task {protocol!r}/{task!r}")
+    MODELS[name] = spec = ModelSpec(name, cls, protocol, task, reads_text, defaults, paper)
+    return spec
+
+
+SEQ = {"lr": 1e-3, "batch_size": 128, "epochs": 200, "patience": 20, "valid_metric": "ndcg@10"}
+register("pop", Pop, "random")
+register("mf", MF, "random", lr=1e-3, batch_size=2048, epochs=500, patience=50)
+register("lightgcn", LightGCN, "random", lr=1e-3, batch_size=2048, epochs=500, patience=50)
+register("sasrec", SASRec, "loo", **SEQ)
+# AlphaRec: Adam 5e-4, batch 4096, tau 0.15, 256 negatives, as the official code
+register("alpharec", AlphaRec, "random", reads_text=True, paper="AlphaRec", lr=5e-4, batch_size=4096, epochs=300,
+         patience=30)
+register("alpharec-linear", AlphaRecLinear, "random", reads_text=True, paper="AlphaRec", lr=5e-4, batch_size=4096,
+         epochs=300, patience=30)
+# LLM-ESR: SASRec backbone; BCE with one negative + 0.1 x MSE self-distillation, as the official code
+register("llmesr", LLMESR, "loo", reads_text=True, paper="LLM-ESR", **SEQ)
+# PAD: three stages, each early-stopped on validation NDCG@10; BCE + MK-MMD as the official code
+register("pad", PAD, "loo", reads_text=True, paper="PAD", **SEQ)
+register("id-text-concat", IDTextConcat, "loo", reads_text=True, paper="PAD", **SEQ)
+# DIN: RecBole's trainer defaults for context-aware models (Adam 1e-3, batch 2048), early stop on valid AUC
+register("din", DIN, "ctr", task="ctr", lr=1e-3, batch_size=2048, epochs=100, patience=5, valid_metric="auc")
+
+
+def get_model(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; valid: {sorted(MODELS)}")
     return MODELS[name]
 
 
-__all__ = ["MODELS", "PAD", "AlphaRec", "AlphaRecLinear", "IDTextConcat", "LLMESR", "LightGCN", "MF", "Pop", "Recommender",
-           "SASRec", "get_model"]
+__all__ = ["MODELS", "DIN", "PAD", "AlphaRec", "AlphaRecLinear", "CTRRecommender", "IDTextConcat", "LLMESR", "LightGCN",
+           "MF", "ModelSpec", "Pop", "Recommender", "SASRec", "get_model", "register"]

@@ -34,8 +34,7 @@ from torch import nn
 from ..data.split import Split
 from ..graph import normalized_adjacency, propagate
 from ..losses import info_nce
-from ..text import item_embeddings, unit_rows
-from .base import EmbeddingRecommender, PairSampler, in_sorted
+from .base import EmbeddingRecommender, PairSampler, in_sorted, text_features
 
 
 def mean_of_items(split: Split, z: np.ndarray) -> np.ndarray:
@@ -56,15 +55,7 @@ class _LanguageSpaceModel(EmbeddingRecommender):
         super().__init__(split)
         if sampler not in ("user", "interaction"):
             raise ValueError(f"unknown sampler {sampler!r}; valid: user, interaction")
-        kw = dict(encoder_kwargs or {})
-        if "center" in kw:
-            raise ValueError("pass center=... to the model, not in encoder_kwargs")
-        if z is None:
-            z = item_embeddings(split.dataset.item_texts, encoder=encoder, **kw)
-        if z.shape[0] != self.n_items:
-            raise ValueError(f"item embeddings have {z.shape[0]} rows, the dataset has {self.n_items} items")
-        if center:
-            z = unit_rows(z - z.mean(0, keepdims=True))
+        z = text_features(split, encoder, z, encoder_kwargs, center=center)
         self.encoder, self.tau, self.n_negatives, self.sampler_kind = encoder, tau, n_negatives, sampler
         self.register_buffer("z_item", torch.as_tensor(z, dtype=torch.float32), persistent=False)
         self.register_buffer("z_user", torch.from_numpy(mean_of_items(split, z)), persistent=False)

@@ -112,6 +112,25 @@ class PairSampler:
             yield tuple(torch.from_numpy(x).to(device) for x in (u, self.items[b], self.negatives(u, rng)))
 
 
+def text_features(split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None,
+                  encoder_kwargs: dict | None = None, center: bool = False) -> np.ndarray:
+    """The item table a text-reading model starts from, float32 [n_items, d]: ``item_z`` when given, else the
+    language model ``encoder`` over the dataset's item texts (cached on disk, ``text.item_embeddings``).
+    Checked to have one row per item. ``center=True``: subtract the catalogue's mean vector and re-normalise
+    (AlphaRec)."""
+    from ..text import item_embeddings, unit_rows
+
+    kw = dict(encoder_kwargs or {})
+    if "center" in kw:
+        raise ValueError("pass center=... to the model, not in encoder_kwargs")
+    z = item_embeddings(split.dataset.item_texts, encoder, **kw) if item_z is None else np.asarray(item_z)
+    if z.ndim != 2 or z.shape[0] != split.n_items:
+        raise ValueError(f"item embeddings have {z.shape[0]} rows (shape {tuple(z.shape)}), the dataset has {split.n_items} items "
+                         f"(one row per item expected)")
+    z = z.astype(np.float32, copy=False)
+    return unit_rows(z - z.mean(0, keepdims=True)) if center else z
+
+
 def in_sorted(keys: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """bool, shape of ``q``: is each query in the sorted 1-D tensor ``keys``?"""
     pos = torch.searchsorted(keys, q).clamp(max=len(keys) - 1)
@@ -165,3 +184,47 @@ class SequentialRecommender(Recommender):
 def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     """Bayesian personalised ranking: -log sigmoid(s(u,i+) - s(u,i-)), averaged."""
     return -torch.nn.functional.logsigmoid(pos - neg).mean()
+
+
+class CTRRecommender(nn.Module):
+    """The click-through contract (task "ctr", on a ``data.ctr_view`` split):
+
+        model = Model(split, **hyperparameters)
+        for batch in model.train_batches(batch_size, rng): loss = model.loss(batch)   # BCE on logits
+        logits = model.predict(batch)                     # [B]; batch = dict of tensors from split.arrays
+
+    A batch holds user, item, label [B], hist and hist_label [B, max_history] (item ids + 1, 0 = padding).
+    A subclass implements ``predict``; training rows are the split's train part, shuffled each epoch."""
+
+    task = "ctr"
+    trainable = True
+
+    def __init__(self, split):
+        super().__init__()
+        if getattr(split, "protocol", None) != "ctr":
+            raise ValueError(f"{type(self).__name__} is a CTR model: give it data.ctr_view(dataset)")
+        self.n_users, self.n_items, self.max_history = split.n_users, split.n_items, split.max_history
+        self._train = split.arrays("train")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters(), torch.empty(0)).device
+
+    def train_batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[dict]:
+        order = rng.permutation(len(self._train["label"]))
+        for s in range(0, len(order), batch_size):
+            yield ctr_batch(self._train, order[s:s + batch_size], self.device)
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(self.predict(batch), batch["label"])
+
+    def predict(self, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+
+def ctr_batch(arrays: dict, rows: np.ndarray, device) -> dict:
+    """Rows ``rows`` of ``CTRSplit.arrays(part)`` as tensors on ``device``."""
+    return {k: torch.from_numpy(v[rows]).to(device) for k, v in arrays.items()}

@@ -3,6 +3,7 @@ encoder and the per-user training windows."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def causal_mask(pad: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 
 def training_windows(histories: list[np.ndarray], batch_size: int, max_len: int, rng: np.random.Generator,
-                     device) -> "Iterator[tuple[torch.Tensor, torch.Tensor]]":
+                     device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Per epoch, each history (ids + 1, length >= 2) once, in random order, as a left-padded window
     of ``max_len + 1`` items ending at a random point (the whole history when shorter): inputs
     [:, :-1] predict targets [:, 1:]. Yields (window [B, max_len + 1], row index into histories [B])."""

@@ -44,8 +44,8 @@ from ..data.split import Split
 from ..losses import sampled_bce
 from ..retrieval import cached_similar_users, user_prompts
 from ..text import item_embeddings
-from .base import SequentialRecommender
-from .blocks import CausalEncoder, causal_mask, training_windows
+from .base import SequentialRecommender, text_features
+from .blocks import CausalEncoder, causal_mask
 
 
 def pca_init(z: np.ndarray, dim: int, seed: int = 0) -> np.ndarray:
@@ -62,11 +62,7 @@ class LLMESR(SequentialRecommender):
         super().__init__(split, max_len)
         if loss_type not in ("ce", "bce"):
             raise ValueError(f"unknown loss_type {loss_type!r}; valid: ce, bce")
-        kw = encoder_kwargs or {}
-        if item_z is None:
-            item_z = item_embeddings(split.dataset.item_texts, encoder, **kw)
-        if item_z.shape[0] != self.n_items:
-            raise ValueError(f"item embeddings have {item_z.shape[0]} rows, the dataset has {self.n_items} items")
+        item_z = text_features(split, encoder, item_z, encoder_kwargs)
         if pca and min(item_z.shape) < dim:
             raise ValueError(f"PCA init needs at least dim={dim} items and LM dimensions, got item_z {item_z.shape}; "
                              f"lower dim or set pca=False")
@@ -100,7 +96,7 @@ class LLMESR(SequentialRecommender):
             if n_similar >= self.n_users:
                 raise ValueError(f"n_similar={n_similar} needs more than {self.n_users} users")
             if user_z is None:
-                user_z = item_embeddings(user_prompts(split), encoder, **kw)
+                user_z = item_embeddings(user_prompts(split), encoder, **(encoder_kwargs or {}))
             similar = torch.from_numpy(cached_similar_users(user_z, n_similar))
         self.register_buffer("similar", similar, persistent=False)  # None: no self-distillation
         self.register_buffer("bank", torch.zeros(self.n_users, 2 * dim), persistent=False)

@@ -43,8 +43,7 @@ from torch import nn
 
 from ..data.split import Split
 from ..losses import PAD_BANDWIDTHS, linear_mmd, mk_mmd, sampled_bce, single_kernel_mmd
-from ..text import item_embeddings
-from .base import Recommender, SequentialRecommender
+from .base import Recommender, SequentialRecommender, text_features
 from .blocks import CausalEncoder
 from .sasrec import SASRec, item_table
 
@@ -93,10 +92,7 @@ class PAD(Recommender):
             raise ValueError(f"unknown kernel {kernel!r}; valid: {sorted(MMD)}")
         if gate_init not in GATE_INITS:
             raise ValueError(f"unknown gate_init {gate_init!r}; valid: {list(GATE_INITS)}")
-        if item_z is None:
-            item_z = item_embeddings(split.dataset.item_texts, encoder, **(encoder_kwargs or {}))
-        if item_z.shape[0] != self.n_items:
-            raise ValueError(f"item embeddings have {item_z.shape[0]} rows, the dataset has {self.n_items} items")
+        item_z = text_features(split, encoder, item_z, encoder_kwargs)
         # built first: with the same seed its start is the standalone SASRec's, so stage 1 reproduces `sasrec`
         self.sasrec = SASRec(split, dim, n_layers, n_heads, max_len, dropout, loss_type="bce")
         self.mmd_weight, self.kernel, self.bce_in_alignment = mmd_weight, kernel, bce_in_alignment
@@ -239,10 +235,7 @@ class IDTextConcat(SequentialRecommender):
                  n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2,
                  encoder_kwargs: dict | None = None):
         super().__init__(split, max_len)
-        if item_z is None:
-            item_z = item_embeddings(split.dataset.item_texts, encoder, **(encoder_kwargs or {}))
-        if item_z.shape[0] != self.n_items:
-            raise ValueError(f"item embeddings have {item_z.shape[0]} rows, the dataset has {self.n_items} items")
+        item_z = text_features(split, encoder, item_z, encoder_kwargs)
         self.register_buffer("z", torch.cat([torch.zeros(1, item_z.shape[1]), torch.as_tensor(item_z, dtype=torch.float32)]))
         self.id_emb = item_table(self.n_items, dim)
         self.proj, self.mix = projector(item_z.shape[1], dim), nn.Linear(2 * dim, dim)

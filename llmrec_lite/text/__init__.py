@@ -36,7 +36,7 @@ def item_embeddings(texts, encoder: str = "minilm", seed: int = 0, center: bool 
     return unit_rows(x - x.mean(0, keepdims=True)) if center else x
 
 
-def encode_like(texts, catalogue: "np.ndarray", encoder: str = "minilm", center: bool = True, **kwargs):
+def encode_like(texts, catalogue, encoder: str = "minilm", center: bool = True, **kwargs):
     """Encode new texts (a user's intention, a new item) into the same space as a catalogue encoded
     with ``item_embeddings(..., center=center)``: ``catalogue`` is the raw (uncentred) catalogue."""
     x = encode_items(list(texts), encoder=encoder, **kwargs)
@@ -51,10 +51,7 @@ def mean_cosine(x) -> float:
 
 
 def nearest(embeddings, index: int, k: int = 5):
-    """Indices of the k rows most cosine-similar to row ``index`` (itself excluded)."""
-    import numpy as np
+    """Indices of the k rows most cosine-similar to row ``index`` (itself excluded), most similar first."""
+    from ..retrieval import cosine_knn
 
-    e = unit_rows(embeddings)
-    sim = e @ e[index]
-    sim[index] = -np.inf
-    return np.argsort(-sim)[:k]
+    return cosine_knn(embeddings, k, queries=[index])[0]

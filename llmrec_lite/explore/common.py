@@ -1,0 +1,57 @@
+"""What every notebook's explorers share: neighbourhoods in an embedding space (one cosine kNN helper,
+``retrieval.cosine_knn``), popularity bins, and the two-distribution overlay map."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..data.split import Split
+from ..retrieval import cosine_knn
+
+
+def neighbour_agreement(x: np.ndarray, labels, k: int = 10) -> float:
+    """Share of each row's k cosine-nearest neighbours (itself excluded) with the same label, averaged:
+    how much a space groups items by ``labels`` (genre, popularity bin, ...)."""
+    labels = np.asarray(labels)
+    nn_idx = knn(x, k)
+    return float((labels[nn_idx] == labels[:, None]).mean())
+
+
+def knn(x: np.ndarray, k: int = 10) -> np.ndarray:
+    """[n, k] indices of each row's k cosine-nearest other rows, most similar first."""
+    return cosine_knn(x, k)
+
+
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean share of each row's k nearest neighbours that two spaces (same rows) agree on: 1 = the
+    same semantic relations, k/n = unrelated. E.g. LM item vectors before vs after fine-tuning."""
+    if len(a) != len(b):
+        raise ValueError(f"both spaces need the same rows, got {len(a)} and {len(b)}")
+    na, nb = knn(a, k), knn(b, k)
+    return float(np.mean([len(np.intersect1d(r, s)) / k for r, s in zip(na, nb)]))
+
+
+def popularity_bins(split: Split) -> np.ndarray:
+    """Label per item by train popularity: 'head (top 20%)', 'torso', 'tail (bottom 50%)', 'unseen'."""
+    pop = split.item_popularity
+    rank = np.argsort(np.argsort(-pop, kind="stable"), kind="stable") / len(pop)
+    lab = np.where(rank < 0.2, "head (top 20%)", np.where(rank < 0.5, "torso", "tail (bottom 50%)"))
+    return np.where(pop == 0, "unseen", lab)
+
+
+def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap", title: str = "", seed: int = 0):
+    """Two item distributions (projected text vectors, ID vectors) in one 2-D map fitted on both."""
+    from sklearn.decomposition import PCA
+
+    from ..plots import umap_2d
+
+    both = np.vstack([text, ids])
+    xy = umap_2d(both, seed=seed, metric="euclidean") if method == "umap" else PCA(2, random_state=seed).fit_transform(both)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4.5))
+    n = len(text)
+    ax.scatter(xy[n:, 0], xy[n:, 1], s=4, alpha=0.5, label="ID embeddings", c="tab:blue")
+    ax.scatter(xy[:n, 0], xy[:n, 1], s=4, alpha=0.5, label="projected text embeddings", c="tab:orange")
+    ax.set(xticks=[], yticks=[], title=title)
+    ax.legend(frameon=False, fontsize=8, markerscale=3)
+    return ax.figure
