@@ -1,0 +1,117 @@
+"""LLM plumbing for Molar / BAHE / LLM-CF: decoder layers as modules over vectors, LoRA fine-tuning (cached).
+A tiny random llama (same code path as SmolLM2) keeps these fast; the SmolLM2 check is marked slow."""
+import pytest
+import torch
+
+from llmrec_lite.text.finetune import answer_labels, finetune
+from llmrec_lite.text.layers import DecoderSlice, causal_padding_mask
+
+WORDS = "the a movie film is good bad about space love war title answer yes no".split()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]"] + WORDS)}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, eos_token_id=2,
+                      initializer_range=0.3)  # logits large enough that a LoRA on attention can fit the answers
+    return tok, LlamaForCausalLM(cfg).eval()
+
+
+def test_slices_over_token_embeddings_equal_the_full_model(tiny):
+    tok, lm = tiny
+    ids = torch.randint(3, len(WORDS) + 3, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, :3] = 0  # left padding
+    with torch.no_grad():
+        hidden = lm(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        low, up = DecoderSlice(lm, 0, 2), DecoderSlice(lm, 2, 4, final_norm=True)
+        h2 = low(low.embed(ids), mask)
+        real = mask.bool()
+        torch.testing.assert_close(h2[real], hidden[2][real], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(up(h2, mask)[real], hidden[4][real], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(DecoderSlice(lm, 0, 4, final_norm=True)(low.embed(ids), mask)[real],
+                                   hidden[4][real], atol=1e-5, rtol=1e-5)
+
+
+def test_slice_is_causal_and_freezing_is_per_slice(tiny):
+    _, lm = tiny
+    low, up = DecoderSlice(lm, 0, 2), DecoderSlice(lm, 2, 4, trainable=True)
+    assert not any(p.requires_grad for p in low.parameters() if p is not low.embed_tokens.weight)
+    assert all(p.requires_grad for p in up.layers.parameters())
+    x = torch.randn(1, 5, 32)
+    y = x.clone()
+    y[0, -1] += 1.0
+    with torch.no_grad():
+        a, b = up(x), up(y)
+    assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6) and not torch.allclose(a[:, -1], b[:, -1])
+    with pytest.raises(ValueError, match="out of range: the model has 4 decoder layers"):
+        DecoderSlice(lm, 2, 9)
+
+
+def test_padding_mask_never_leaves_a_row_empty():
+    m = causal_padding_mask(torch.tensor([[0, 0, 1, 1]]), torch.float32)[0, 0]
+    assert (m.max(-1).values == 0).all()  # every query row sees something
+    assert m[3, 0] < -1e30 and m[3, 2] == 0 and m[2, 3] < -1e30
+
+
+def test_answer_labels_mask_the_prompt_and_padding(tiny):
+    tok, _ = tiny
+    enc = answer_labels(tok, ["the movie is", "a film about space love"], ["good", "yes"], max_length=32)
+    assert enc["labels"][0].tolist() == [-100, -100, -100, tok.convert_tokens_to_ids("good"), 2, -100, -100]
+    assert enc["labels"][1].tolist()[-2:] == [tok.convert_tokens_to_ids("yes"), 2]
+    assert enc["attention_mask"][0].tolist() == [1, 1, 1, 1, 1, 0, 0]
+
+
+def test_lora_lowers_the_loss_keeps_the_base_and_is_cached(tiny, tmp_path):
+    tok, lm = tiny
+    base = {k: v.clone() for k, v in lm.state_dict().items()}
+    examples = [("the movie is", "good"), ("the film is", "bad"), ("a movie about space", "yes"),
+                ("a film about war", "no")] * 4
+    ft = finetune((tok, lm), examples, epochs=8, lr=2e-2, batch_size=4, rank=4, progress=False,
+                  identity="tiny-llama", cache_dir=tmp_path)
+    assert not ft.cached and len(ft.losses) == 32
+    assert sum(ft.losses[-4:]) < 0.2 * sum(ft.losses[:4])
+    assert all(torch.equal(base[k], v) for k, v in lm.state_dict().items())  # the caller's model is untouched
+    trainable = [n for n, p in ft.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    again = finetune((tok, lm), examples, epochs=8, lr=2e-2, batch_size=4, rank=4, progress=False,
+                     identity="tiny-llama", cache_dir=tmp_path)
+    assert again.cached and again.path == ft.path
+    ids = answer_labels(tok, ["the movie is"], ["good"], 16)["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(input_ids=ids).logits, ft.model(input_ids=ids).logits)
+    other = finetune((tok, lm), examples[:4], epochs=1, rank=4, progress=False, identity="tiny-llama", cache_dir=tmp_path)
+    assert not other.cached and other.path != ft.path  # other examples: another adapter
+
+
+def test_finetune_errors_are_clear(tiny):
+    with pytest.raises(ValueError, match="identity"):
+        finetune(tiny, [("a", "b")], progress=False)
+    with pytest.raises(ValueError, match="at least one"):
+        finetune(tiny, [], cache=False)
+    with pytest.raises(ValueError, match=r"\(prompt, answer\) pairs"):
+        finetune(tiny, ["just text"], cache=False)
+
+
+@pytest.mark.slow
+def test_smollm2_slices_match_its_hidden_states():
+    from llmrec_lite.text.layers import load_decoder
+
+    tok, lm = load_decoder("smollm2", fresh=False)
+    enc = tok(["Title: Heat (1995)", "Toy Story"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = lm(**enc, output_hidden_states=True).hidden_states
+        low = DecoderSlice(lm, 0, 10)
+        h = DecoderSlice(lm, 10, 30, final_norm=True)(low(low.embed(enc["input_ids"]), enc["attention_mask"]),
+                                                      enc["attention_mask"])
+    real = enc["attention_mask"].bool()
+    assert len(lm.model.layers) == 30
+    torch.testing.assert_close(h[real], hidden[30][real], atol=1e-3, rtol=1e-3)
