@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--from-json", type=Path, default=None, help="re-render RESULTS.md from a results.json")
     ap.add_argument("--only", nargs="+", default=None, metavar="MODEL",
                     help="run only these models and merge them into the saved results.json")
+    ap.add_argument("--datasets", nargs="+", default=None, help="only jobs on these datasets")
+    ap.add_argument("--reuse-seeds", action="store_true",
+                    help="take a run already in benchmarks/seeds.jsonl (same label, dataset, seed) instead of training again")
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -52,33 +55,52 @@ def main() -> None:
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
     paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"] + list(VARIANTS) + ["pad", "id-text-concat"]
     jobs += [(m, "ml-100k", [2020]) for m in paper]
+    jobs += [(m, "ml-100k", [2020]) for m in CTR_MODELS]
     if not args.quick:
         jobs += [(m, "amazon-pantry", [2020]) for m in ["pop", "mf", "lightgcn", "sasrec"] + paper
                  if not m.endswith("smollm2")]
     kept = []
     if args.only:
         jobs = [j for j in jobs if j[0] in args.only or resolve(j[0])[0] in args.only]
+    if args.datasets:
+        jobs = [j for j in jobs if j[1] in args.datasets]
+    if args.only or args.datasets:
         if not jobs:
-            ap.error(f"--only: no benchmark job for {args.only}")
+            ap.error(f"no benchmark job for --only {args.only} --datasets {args.datasets}")
         if args.out.is_file():
             kept = [r for r in json.loads(args.out.read_text())["records"]
-                    if label(r) not in {j[0] for j in jobs}]
+                    if (label(r), r["dataset"]) not in {(j[0], j[1]) for j in jobs}]
     records = []
+    reusable = seed_runs() if args.reuse_seeds else {}
     for model, dataset, ss in jobs:
         for seed in ss:
             t = time.perf_counter()
             name, overrides = resolve(model)
-            rec = run(name, dataset, seed=seed, progress=False, **overrides)
+            if (model, dataset, seed) in reusable:  # the same run, already made by benchmarks/seeds.py
+                rec = reusable[(model, dataset, seed)]
+                print(f"{model:9s} {dataset:14s} seed {seed:5d}: reused from seeds.jsonl", flush=True)
+            else:
+                rec = run(name, dataset, seed=seed, progress=False, **overrides)
             rec["label"] = model
             m = rec["metrics"]
-            print(f"{model:9s} {dataset:14s} seed {seed:5d}: R@20 {m['recall@20']:.4f} N@20 {m['ndcg@20']:.4f} "
-                  f"HR@10 {m['hr@10']:.4f} N@10 {m['ndcg@10']:.4f} | {rec['epochs']} ep, "
-                  f"{rec['seconds_per_epoch']:.2f} s/ep, {time.perf_counter() - t:.0f} s", flush=True)
+            if rec.get("task") == "ctr":
+                print(f"{model:9s} {dataset:14s} seed {seed:5d}: AUC {m['auc']:.4f} LogLoss {m['logloss']:.4f} | "
+                      f"{rec['epochs']} ep, {rec['seconds_per_epoch']:.2f} s/ep, {time.perf_counter() - t:.0f} s", flush=True)
+            else:
+                print(f"{model:9s} {dataset:14s} seed {seed:5d}: R@20 {m['recall@20']:.4f} N@20 {m['ndcg@20']:.4f} "
+                      f"HR@10 {m['hr@10']:.4f} N@10 {m['ndcg@10']:.4f} | {rec['epochs']} ep, "
+                      f"{rec['seconds_per_epoch']:.2f} s/ep, {time.perf_counter() - t:.0f} s", flush=True)
             records.append(rec)
+            if kept or args.only or args.datasets:  # a cut-off partial run keeps what it finished
+                partial = json.loads(args.out.read_text()) if args.out.is_file() else {"records": []}
+                done = {(label(r), r["dataset"], r["seed"]) for r in records}
+                partial["records"] = [r for r in partial["records"]
+                                      if (label(r), r["dataset"], r["seed"]) not in done] + records
+                save_json(partial, args.out)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
     order = (["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"] + list(VARIANTS)
-             + ["id-text-concat", "pad"])
+             + ["id-text-concat", "pad"] + CTR_MODELS)
     records = sorted(kept + records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
                                                     order.index(label(r)) if label(r) in order else 99))
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
@@ -128,6 +150,18 @@ outside the top 20% by train popularity. s/epoch = one training pass, validation
 """
 
 
+CTR_MODELS = ["din"]  # on the click-through view (label rating >= 4, strictly earlier behaviours)
+
+
+def seed_runs() -> dict:
+    """{(label, dataset, seed): record} from benchmarks/seeds.jsonl (runs made by benchmarks/seeds.py)."""
+    path = HERE / "seeds.jsonl"
+    if not path.is_file():
+        return {}
+    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return {(r["label"], r["dataset"], r["seed"]): r for r in recs}
+
+
 VARIANTS = {  # benchmark label: (model, overrides) for runs that differ from a model's defaults
     "sasrec-bce": ("sasrec", {"loss_type": "bce"}),
     "llmesr": ("llmesr", {}),
@@ -152,7 +186,10 @@ def label(r: dict) -> str:
 
 
 def write_markdown(records: list[dict], env: dict) -> None:
-    md = table(records)
+    ctr = [r for r in records if r.get("task") == "ctr"]
+    md = table([r for r in records if r.get("task") != "ctr"]) + ("\n\nCTR (click-through view: label = rating >= 4, "
+                                                                  "behaviours = the 20 items rated strictly earlier; "
+                                                                  "per user by time 80/10/10):\n\n" + ctr_table(ctr) if ctr else "")
     print("\n" + md)
     (HERE / "RESULTS.md").write_text(
         "# Benchmark results\n\nProduced by `python benchmarks/run.py` "
@@ -169,6 +206,20 @@ def _vs_recbole(rs: list[dict], model: str, key: str) -> str:
     mean = statistics.mean(r["metrics"][key] for r in rs)
     first = next(r for r in rs if r["seed"] == 2020)["metrics"][key]
     return f"{mean / RECBOLE[model][key] - 1:+.1%} (seed 2020: {first / RECBOLE[model][key] - 1:+.1%})"
+
+
+def ctr_table(records: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((label(r), r["dataset"]), []).append(r)
+    lines = ["| model | dataset | seeds | test rows | AUC | LogLoss | tail-user AUC | head-user AUC | tail-item AUC | head-item AUC | epochs | s/epoch |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (model, dataset), rs in groups.items():
+        lines.append(f"| {model} | {dataset} | {len(rs)} | {rs[0]['n_test_examples']} | {_stat(rs, 'auc')} | {_stat(rs, 'logloss')} | "
+                     f"{_stat(rs, 'auc', 'tail_users')} | {_stat(rs, 'auc', 'head_users')} | {_stat(rs, 'auc', 'tail_items')} | "
+                     f"{_stat(rs, 'auc', 'head_items')} | {statistics.mean(r['epochs'] for r in rs):.0f} | "
+                     f"{statistics.mean(r['seconds_per_epoch'] for r in rs):.2f} |")
+    return "\n".join(lines)
 
 
 def table(records: list[dict]) -> str:
