@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from llmrec_lite.experiment import run  # noqa: E402
 from llmrec_lite.io import save_json  # noqa: E402
+from llmrec_lite.models import MODELS  # noqa: E402
 
 RECBOLE = {  # RecBole 1.2.1, ml-100k, RS 8:1:1, full ranking, seed 2020 (measured on this project's machines)
     "mf": {"recall@20": 0.3714, "ndcg@20": 0.3169},
@@ -53,7 +54,9 @@ def main() -> None:
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
-    paper = ["alpharec", "alpharec-linear", "alpharec-linear:random"] + list(VARIANTS) + ["pad", "id-text-concat"]
+    # every registered paper model (and its variants / controls below), from the model registry
+    paper = [n for n, spec in MODELS.items() if spec.paper and spec.task == "ranking" and n not in VARIANTS]
+    paper += [f"{n}:random" for n in paper if n == "alpharec-linear"] + list(VARIANTS)
     jobs += [(m, "ml-100k", [2020]) for m in paper]
     jobs += [(m, "ml-100k", [2020]) for m in CTR_MODELS]
     if not args.quick:
@@ -150,7 +153,7 @@ outside the top 20% by train popularity. s/epoch = one training pass, validation
 """
 
 
-CTR_MODELS = ["din"]  # on the click-through view (label rating >= 4, strictly earlier behaviours)
+CTR_MODELS = [n for n, spec in MODELS.items() if spec.task == "ctr"]  # on the click-through view
 
 
 def seed_runs() -> dict:
