@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -30,8 +31,16 @@ def execute(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ.pop("LLMREC_SMOKE", None)
     t = time.perf_counter()
-    NotebookClient(nb, timeout=4 * 3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
-                   store_widget_state=True).execute()
+    try:
+        NotebookClient(nb, timeout=4 * 3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
+                       store_widget_state=True).execute()
+    except CellExecutionError as e:  # keep what ran (every output up to the failing cell) for diagnosis
+        failed = HERE / "failed" / path.name
+        failed.parent.mkdir(exist_ok=True)
+        nbformat.write(nb, failed)
+        first = str(e).strip().splitlines()[-1][:300]
+        raise SystemExit(f"{path.name} failed after {time.perf_counter() - t:.0f} s ({first}); the committed notebook is "
+                         f"unchanged, the partial run is in {failed.relative_to(HERE.parent)}") from None
     seconds = time.perf_counter() - t
     with atomic_path(path) as tmp:
         nbformat.write(nb, tmp)
@@ -45,14 +54,22 @@ def main(names: list[str]) -> None:
     paths = [HERE / n for n in names] if names else sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
     times_file = HERE / "run_times.json"
     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+    failures = []
     for p in paths:
         if not p.is_file():
             raise SystemExit(f"no notebook {p}")
         print(f"executing {p.name} (full mode) ...", flush=True)
-        s = execute(p)
+        try:
+            s = execute(p)
+        except SystemExit as e:  # one failing notebook does not stop the others
+            print(e, flush=True)
+            failures.append(p.name)
+            continue
         times[p.name] = {"seconds": round(s), "date": time.strftime("%Y-%m-%d"), "threads": os.environ.get("OMP_NUM_THREADS", "all")}
         save_json(times, times_file)
         print(f"{p.name}: {s:.0f} s, {p.stat().st_size / 1e6:.2f} MB", flush=True)
+    if failures:
+        raise SystemExit(f"failed: {', '.join(failures)}")
 
 
 if __name__ == "__main__":
