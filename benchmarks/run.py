@@ -135,11 +135,19 @@ user by user in turn (the official trainer), Adam 5e-4, batch 4096, patience 30 
 the language space contributes from what "user = mean of item vectors" already does. AlphaRec runs vary by about
 +-0.005 Recall@20 from run to run (floating-point summation order in the BLAS; everything else is seeded).
 
-Sequential models (`sasrec`, `llmesr`, `pad`, `id-text-concat`): one SASRec (xavier-initialised item table, the
-shared causal encoder, negatives never in the user's train sequence, BCE = mean over positives + mean over
+Sequential models (`sasrec`, `llmesr`, `pad`, `id-text-concat`): one SASRec (N(0, 0.02) item table, chosen on
+validation over xavier, see SEEDS.md; the shared causal encoder, negatives never in the user's train sequence, BCE = mean over positives + mean over
 negatives as the official LLM-ESR / PAD code). Their headline numbers over five model seeds, with paired
 differences and whether a gain exceeds the seed spread, are in `SEEDS.md` (`python benchmarks/seeds.py`): at one
 seed the spread between training runs is as large as most claimed gains.
+
+Seed-2020 rows of `sasrec-bce`, `llmesr` and `pad` are the seed-2020 runs of `benchmarks/seeds.py` (`--reuse-seeds`:
+the same run, not trained twice).
+
+CTR (`din`): Deep Interest Network over item-ID embeddings of the 20 behaviours rated strictly before each row
+(attention MLP 80-40 with sigmoid, Dice MLP 200-80, 32-d, as the original DIN code), BCE, Adam 1e-3, batch 2048,
+early stopping on validation AUC (patience 5). It overfits within a few epochs (best epoch 2 at seed 2020): IDs of
+a time-split ml-100k carry little beyond the user's and item's base rates.
 
 † Rows marked † were measured before issue 10's fidelity fixes (official BCE scale, negatives that exclude the
 user's sequence, one SASRec with a N(0, 0.02) item table, LLM-ESR's fixed teachers and official cross-attention
