@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -145,6 +144,13 @@ def report() -> dict:
     save_json(summary, HERE / "seeds.json")
     md = markdown(summary)
     (HERE / "SEEDS.md").write_text(md + "\n")
+    readme = HERE.parent / "README.md"  # the ml-100k tables also live in the README, between these markers
+    text = readme.read_text()
+    begin, end = "<!-- SEEDS:BEGIN -->\n", "<!-- SEEDS:END -->"
+    if begin in text and end in text and "ml-100k" in summary:
+        block = md.split("## ml-100k\n\n", 1)[1].split("\n## ", 1)[0].strip()
+        text = text[:text.index(begin) + len(begin)] + block + "\n" + text[text.index(end):]
+        readme.write_text(text)
     print(md)
     return summary
 
