@@ -50,7 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        write_markdown(saved["records"], saved["environment"])
+        write_markdown(ordered(saved["records"]), saved["environment"])
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
@@ -102,10 +102,7 @@ def main() -> None:
                 save_json(partial, args.out)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
-    order = (["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"] + list(VARIANTS)
-             + ["id-text-concat", "pad"] + CTR_MODELS)
-    records = sorted(kept + records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
-                                                    order.index(label(r)) if label(r) in order else 99))
+    records = ordered(kept + records)
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
     write_markdown(records, env)
     print(f"wrote {args.out}")
@@ -162,6 +159,13 @@ outside the top 20% by train popularity. s/epoch = one training pass, validation
 
 
 CTR_MODELS = [n for n, spec in MODELS.items() if spec.task == "ctr"]  # on the click-through view
+
+
+def ordered(records: list[dict]) -> list[dict]:
+    order = (["pop", "mf", "lightgcn", "sasrec", "alpharec-linear:random", "alpharec-linear", "alpharec"] + list(VARIANTS)
+             + ["id-text-concat", "pad"] + CTR_MODELS)
+    return sorted(records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
+                                          order.index(label(r)) if label(r) in order else 99))
 
 
 def seed_runs() -> dict:
