@@ -55,6 +55,8 @@ class _LanguageSpaceModel(EmbeddingRecommender):
         super().__init__(split)
         if sampler not in ("user", "interaction"):
             raise ValueError(f"unknown sampler {sampler!r}; valid: user, interaction")
+        if "center" in (encoder_kwargs or {}):
+            raise ValueError("pass center=... to the model, not in encoder_kwargs")
         z = text_features(split, encoder, z, encoder_kwargs, center=center)
         self.encoder, self.tau, self.n_negatives, self.sampler_kind = encoder, tau, n_negatives, sampler
         self.register_buffer("z_item", torch.as_tensor(z, dtype=torch.float32), persistent=False)

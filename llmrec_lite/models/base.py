@@ -121,8 +121,6 @@ def text_features(split: Split, encoder: str = "minilm", item_z: np.ndarray | No
     from ..text import item_embeddings, unit_rows
 
     kw = dict(encoder_kwargs or {})
-    if "center" in kw:
-        raise ValueError("pass center=... to the model, not in encoder_kwargs")
     z = item_embeddings(split.dataset.item_texts, encoder, **kw) if item_z is None else np.asarray(item_z)
     if z.ndim != 2 or z.shape[0] != split.n_items:
         raise ValueError(f"item embeddings have {z.shape[0]} rows (shape {tuple(z.shape)}), the dataset has {split.n_items} items "
