@@ -184,7 +184,7 @@ def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
     return -torch.nn.functional.logsigmoid(pos - neg).mean()
 
 
-class CTRRecommender(nn.Module):
+class CTRRecommender(Recommender):
     """The click-through contract (task "ctr", on a ``data.ctr_view`` split):
 
         model = Model(split, **hyperparameters)
@@ -195,18 +195,13 @@ class CTRRecommender(nn.Module):
     A subclass implements ``predict``; training rows are the split's train part, shuffled each epoch."""
 
     task = "ctr"
-    trainable = True
 
     def __init__(self, split):
-        super().__init__()
         if getattr(split, "protocol", None) != "ctr":
             raise ValueError(f"{type(self).__name__} is a CTR model: give it data.ctr_view(dataset)")
-        self.n_users, self.n_items, self.max_history = split.n_users, split.n_items, split.max_history
+        super().__init__(split)
+        self.max_history = split.max_history
         self._train = split.arrays("train")
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters(), torch.empty(0)).device
 
     def train_batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[dict]:
         order = rng.permutation(len(self._train["label"]))
@@ -218,9 +213,6 @@ class CTRRecommender(nn.Module):
 
     def predict(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
-
-    def param_groups(self, lr: float) -> list[dict]:
-        return [{"params": list(self.parameters()), "lr": lr}]
 
 
 def ctr_batch(arrays: dict, rows: np.ndarray, device) -> dict:
