@@ -74,9 +74,13 @@ def test_user_sampler_takes_every_user_equally_often(split_and_z):
     np.testing.assert_array_equal(np.bincount(u2.numpy(), minlength=s.n_users), np.bincount(s.train.user, minlength=s.n_users))
 
 
-def test_shared_negatives_that_are_the_users_own_items_are_masked(split_and_z, monkeypatch):
+@pytest.mark.parametrize("dense", [True, False], ids=["dense-table", "sorted-keys"])
+def test_shared_negatives_that_are_the_users_own_items_are_masked(split_and_z, monkeypatch, dense):
     s, z = split_and_z
     m = AlphaRec(s, item_z=z)
+    assert m.seen_dense is not None  # a small catalogue gets the dense table; a large one the sorted keys
+    if not dense:
+        m.seen_dense = None
     u = torch.tensor([0, 1])
     i = torch.tensor([s.train[s.train.user == 0].item.iloc[0], s.train[s.train.user == 1].item.iloc[0]])
     own = i[0].item()  # user 0's positive, drawn as a shared negative

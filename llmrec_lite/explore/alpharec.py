@@ -7,6 +7,7 @@ import numpy as np
 
 from ..data.split import Split
 from ..experiment import train_and_test
+from ..metrics import evaluate
 from ..text import item_embeddings
 
 PROBES = {"linear": ("alpharec-linear", {}), "mlp": ("alpharec", {"n_layers": 0})}
@@ -27,14 +28,17 @@ def probe(split: Split, encoder: str = "minilm", pooling: str = "mean", layer: i
     probe "linear": AlphaRec's linear mapping (one bias-free W); "mlp": AlphaRec's MLP without graph
     convolution. Same loss (cosine InfoNCE), same split and evaluator as every other model.
     center: subtract the catalogue's mean LM vector first (see ``text.item_embeddings``).
+    ``record["test_per_user"]``: the test evaluation per user (``evaluate(..., per_user=True)``), for paired
+    intervals between probes (``metrics.difference_table``).
     """
     if probe not in PROBES:
         raise ValueError(f"unknown probe {probe!r}; valid: {sorted(PROBES)}")
     kw = {} if encoder.startswith("random") or encoder == "minilm" else {"pooling": pooling, "layer": layer}
     z = item_embeddings(split.dataset.item_texts, encoder, seed=seed, center=center, **kw)
     name, extra = PROBES[probe]
-    _, result, rec = train_and_test(name, split, seed=seed, progress=progress, item_z=z, encoder=encoder,
-                                    center=False, **(extra | overrides))  # z is centred above if asked
+    model, result, rec = train_and_test(name, split, seed=seed, progress=progress, item_z=z, encoder=encoder,
+                                        center=False, **(extra | overrides))  # z is centred above if asked
+    rec["test_per_user"] = evaluate(model, split, "test", device=model.device, per_user=True)
     rec["label"] = probe_label(encoder, pooling, layer, probe, center)
     rec["history"] = result.history
     return rec
