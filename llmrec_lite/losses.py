@@ -26,6 +26,17 @@ def info_nce(user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: floa
     return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
+def in_batch_info_nce(a: torch.Tensor, b: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """In-batch contrastive loss pulling each row of ``a`` toward the same row of ``b`` (Molar's alignment of
+    content and ID user embeddings): the other rows of ``b`` are the negatives,
+
+        L = mean_k -log  exp(cos(a_k, b_k)/tau) / sum_j exp(cos(a_k, b_j)/tau)
+
+    a, b: [B, d]. Only ``a``'s side is trained when ``b`` comes from a frozen model."""
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / tau
+    return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
+
+
 def sampled_bce(pos_logit: torch.Tensor, neg_logit: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy with sampled negatives (SASRec's original loss, LLM-ESR's and PAD's), at the
     official code's scale: the mean over positives plus the mean over negatives,

@@ -1,4 +1,5 @@
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,29 @@ def synth():
     from llmrec_lite.data import synthetic_dataset
 
     return synthetic_dataset()
+
+
+TINY_WORDS = "the a movie film is good bad about space love war title answer yes no".split()
+
+
+@lru_cache(maxsize=1)
+def tiny_llama():
+    """(tokenizer, model): a 4-layer, 32-wide random llama (SmolLM2's code path in seconds)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]"] + TINY_WORDS)}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=t, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, eos_token_id=2,
+                      initializer_range=0.3)  # logits large enough that a LoRA on attention can fit the answers
+    return tok, LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    return tiny_llama()

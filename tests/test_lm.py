@@ -6,23 +6,7 @@ import torch
 from llmrec_lite.text.finetune import answer_labels, finetune
 from llmrec_lite.text.layers import DecoderSlice, causal_padding_mask
 
-WORDS = "the a movie film is good bad about space love war title answer yes no".split()
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]"] + WORDS)}
-    t = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    t.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=t, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]")
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
-                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, eos_token_id=2,
-                      initializer_range=0.3)  # logits large enough that a LoRA on attention can fit the answers
-    return tok, LlamaForCausalLM(cfg).eval()
+from conftest import TINY_WORDS as WORDS
 
 
 def test_slices_over_token_embeddings_equal_the_full_model(tiny):
@@ -115,3 +99,30 @@ def test_smollm2_slices_match_its_hidden_states():
     real = enc["attention_mask"].bool()
     assert len(lm.model.layers) == 30
     torch.testing.assert_close(h[real], hidden[30][real], atol=1e-3, rtol=1e-3)
+
+
+def test_encoding_with_a_given_model_runs_only_the_layers_it_needs(tiny, tmp_path, request):
+    from llmrec_lite.text.encode import encode_variants, pool
+
+    tok, lm = tiny
+    texts = ["the movie is good", "a bad film about war", "love"]
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = lm(**enc, output_hidden_states=True).hidden_states
+    calls = []
+    hooks = [layer.register_forward_hook(lambda *a: calls.append(1)) for layer in lm.model.layers]
+    request.addfinalizer(lambda: [h.remove() for h in hooks])
+    got = encode_variants(texts, variants=[("mean", 1), ("last", 2)], lm=tiny, identity="tiny-llama",
+                          cache_dir=tmp_path, progress=False)
+    assert len(calls) == 3  # layers 0..2 of 4, one batch: hidden_states[2] is the input of layer 2
+    for (p, l), v in got.items():
+        want = torch.nn.functional.normalize(pool(hidden[l], enc["attention_mask"], p), dim=-1)
+        torch.testing.assert_close(torch.from_numpy(v), want, atol=1e-5, rtol=1e-5)
+    assert len(lm.model.layers) == 4  # restored
+    calls.clear()
+    again = encode_variants(texts, variants=[("mean", 1)], lm=tiny, identity="tiny-llama", cache_dir=tmp_path, progress=False)
+    assert calls == [] and (again[("mean", 1)] == got[("mean", 1)]).all()  # cache hit, keyed by identity
+    encode_variants(texts, variants=[("mean", -1)], lm=tiny, identity="tiny-llama", cache_dir=tmp_path, progress=False)
+    assert len(calls) == 4  # the last layer needs them all
+    with pytest.raises(ValueError, match="identity"):
+        encode_variants(texts, lm=tiny, cache_dir=tmp_path)

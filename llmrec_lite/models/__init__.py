@@ -11,6 +11,7 @@ from .din import DIN
 from .lightgcn import LightGCN
 from .llmesr import LLMESR
 from .mf import MF
+from .molar import Molar
 from .pad import PAD, IDTextConcat
 from .pop import Pop
 from .sasrec import SASRec
@@ -53,6 +54,8 @@ register("llmesr", LLMESR, "loo", reads_text=True, paper="LLM-ESR", **SEQ)
 # PAD: three stages, each early-stopped on validation NDCG@10; BCE + MK-MMD as the official code
 register("pad", PAD, "loo", reads_text=True, paper="PAD", **SEQ)
 register("id-text-concat", IDTextConcat, "loo", reads_text=True, paper="PAD", **SEQ)
+# Molar: stage "id" is the project's SASRec (BCE) with its settings; stage "content" trains DUEG on them too
+register("molar", Molar, "loo", reads_text=True, paper="Molar", **SEQ)
 # DIN: RecBole's trainer defaults for context-aware models (Adam 1e-3, batch 2048), early stop on valid AUC
 register("din", DIN, "ctr", task="ctr", lr=1e-3, batch_size=2048, epochs=100, patience=5, valid_metric="auc")
 
@@ -64,4 +67,4 @@ def get_model(name: str) -> ModelSpec:
 
 
 __all__ = ["MODELS", "DIN", "PAD", "AlphaRec", "AlphaRecLinear", "CTRRecommender", "IDTextConcat", "LLMESR", "LightGCN",
-           "MF", "ModelSpec", "Pop", "Recommender", "SASRec", "get_model", "register"]
+           "MF", "ModelSpec", "Molar", "Pop", "Recommender", "SASRec", "get_model", "register"]

@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -34,27 +36,49 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return hidden[torch.arange(len(hidden)), idx]
 
 
+@contextmanager
+def only_layers(model, n: int | None):
+    """Run only the first ``n`` decoder layers of a llama-style model (a PEFT wrapper included) inside the
+    block: ``hidden_states[k]`` for k < n is unchanged (it is the input of layer k, before any final norm),
+    and the layers above are skipped. ``None`` or a model without llama-style ``layers``: no change."""
+    inner = next((m for m in model.modules() if isinstance(getattr(m, "layers", None), torch.nn.ModuleList)
+                  and hasattr(m, "embed_tokens") and hasattr(m, "norm")), None)
+    if n is None or inner is None or n >= len(inner.layers):
+        yield
+        return
+    full = inner.layers
+    inner.layers = full[:n]
+    try:
+        yield
+    finally:
+        inner.layers = full
+
+
 def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: int = -1,
                  normalize: bool = True, batch_size: int = 32, max_length: int = 128,
                  device="auto", dtype: str | None = None, cache: bool = True, cache_dir=None,
-                 progress: bool = True) -> np.ndarray:
+                 progress: bool = True, lm=None, identity: str | None = None) -> np.ndarray:
     """Encode each text to one vector (float32 [len(texts), d]).
 
     encoder: "minilm", "smollm2", or a HF path/id. pooling: mean | last | first token of the hidden
     states of ``layer`` (-1 = last; 0 = the token embeddings; a middle layer of an LLM often encodes
     more general semantics). The result is cached under a key of (model, settings, exact texts).
+    ``lm``: a (tokenizer, model) pair to encode with instead of loading ``encoder`` (e.g. a LoRA fine-tuned
+    model from ``text.finetune``); ``identity`` names it in the cache key (required when caching).
     """
     return encode_variants(texts, encoder, [(pooling, layer)], normalize=normalize, batch_size=batch_size,
                            max_length=max_length, device=device, dtype=dtype, cache=cache,
-                           cache_dir=cache_dir, progress=progress)[(pooling, layer)]
+                           cache_dir=cache_dir, progress=progress, lm=lm, identity=identity)[(pooling, layer)]
 
 
 def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), normalize: bool = True,
                     batch_size: int = 32, max_length: int = 128, device="auto", dtype: str | None = None,
-                    cache: bool = True, cache_dir=None, progress: bool = True) -> dict:
+                    cache: bool = True, cache_dir=None, progress: bool = True, lm=None,
+                    identity: str | None = None) -> dict:
     """Several (pooling, layer) views of the same texts from ONE forward pass:
     {(pooling, layer): float32 [len(texts), d]}. Each view is cached exactly as ``encode_items``
-    caches it, so a later ``encode_items(..., pooling, layer)`` is a cache hit."""
+    caches it, so a later ``encode_items(..., pooling, layer)`` is a cache hit. When every layer asked for
+    is a middle one (0 <= layer < last), the layers above it are not run (same vectors, less time)."""
     texts = [str(t) for t in texts]
     if not texts:
         raise ValueError("encode_items needs at least one text")
@@ -62,12 +86,16 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
     for p, _ in variants:
         if p not in POOLINGS:
             raise ValueError(f"unknown pooling {p!r}; valid: {POOLINGS}")
-    spec = models.resolve(encoder)
+    if lm is not None and cache and not identity:
+        raise ValueError("encoding with a given (tokenizer, model) pair: pass identity=... (the cache key) or cache=False")
+    spec = models.resolve(encoder) if lm is None else None
+    name = spec.name if spec else str(identity or "custom").split("@")[0].replace("/", "_")[:40]
     dev = resolve_device(device)
     dtype = dtype or models.default_dtype(dev)
-    paths = {v: cache_path("embeddings", spec.name,
-                           cache_key(model=spec.identity, pooling=v[0], layer=v[1], normalize=normalize,
-                                     max_length=max_length, dtype=dtype, texts=texts), ".npy", cache_dir)
+    paths = {v: cache_path("embeddings", name,
+                           cache_key(model=spec.identity if spec else identity, pooling=v[0], layer=v[1],
+                                     normalize=normalize, max_length=max_length, dtype=dtype, texts=texts),
+                           ".npy", cache_dir)
              for v in variants}
     result = {}
     for v, path in paths.items():
@@ -78,12 +106,13 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
     todo = [v for v in variants if v not in result]
     if not todo:
         return result
-    tok, model = models.load(spec, str(dev), dtype)
+    tok, model = models.load(spec, str(dev), dtype) if lm is None else lm
     tok.padding_side = "right"
     order = np.argsort([-len(t) for t in texts])  # similar lengths per batch: less padding
     out = {v: [None] * len(texts) for v in todo}
-    with torch.inference_mode():
-        for s in tqdm(range(0, len(texts), batch_size), desc=f"encode {spec.name}", disable=not progress, leave=False):
+    top = max(l for _, l in todo)
+    with torch.inference_mode(), only_layers(model, top + 1 if min(l for _, l in todo) >= 0 else None):
+        for s in tqdm(range(0, len(texts), batch_size), desc=f"encode {name}", disable=not progress, leave=False):
             idx = order[s:s + batch_size]
             enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                       return_tensors="pt").to(dev)
@@ -91,7 +120,7 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
             n = len(res.hidden_states)
             for pooling, layer in todo:
                 if not -n <= layer < n:
-                    raise ValueError(f"layer {layer} out of range for {spec.name}: it has {n} hidden states "
+                    raise ValueError(f"layer {layer} out of range for {name}: it has {n} hidden states "
                                      f"(0 = token embeddings, {n - 1} = last layer)")
                 v = pool(res.hidden_states[layer].float(), enc["attention_mask"], pooling)
                 if normalize:

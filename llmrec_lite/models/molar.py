@@ -1,0 +1,247 @@
+"""Molar (Luo et al., "Molar: Multimodal LLMs with Collaborative Filtering Alignment for Enhanced Sequential
+Recommendation", arXiv 2412.18176; its code is not public, the paper is the reference), with SmolLM2 on a CPU.
+
+MIRM (item model). A decoder LM reads each item's structured attributes (``item_attributes``: title, brand,
+category path, description on Amazon; title, year, genres on MovieLens) and its mean-pooled hidden state at a
+middle layer is the item vector z_i (centred over the catalogue and unit-normalised, which a decoder's space
+needs, notebook 01; frozen, cached). ``mirm_finetune=True`` first LoRA-fine-tunes the LM on the paper's two
+text tasks (``mirm_examples``): (a) the attributes -> the item's own description, (b) a user's last train
+items -> the next train item (temporal behaviour understanding). The third, image-text alignment, needs
+images: none are available offline.
+
+DUEG (user model). Pre-trained decoder layers ``layers`` = (a, b) of the LM, without its word-embedding
+layer, read the sequence of item vectors:
+    x_i = W_in z_i   (+ E^id_i with fusion="early")                 [H = the LM's width]
+    h_1..h_T = Norm(Layer_a .. Layer_{b-1}(x_{s_1} .. x_{s_T}))      rotary positions, causal; all train
+    u_t = W_u h_t ,   v_i = W_v x_i ,   s(u_t, i) = u_t . v_i        [d = ``dim``]
+    L_rec = BCE, one negative per position (``losses.sampled_bce``: mean over positives + mean over negatives)
+
+Post-alignment (fusion="post", the paper's). Stage "id" trains the project's SASRec (BCE), the ID-based model
+that carries the collaborative signal; stage "content" freezes it and trains DUEG with
+    L = L_rec + lambda * InfoNCE_tau(u^c, u^id)          (``losses.in_batch_info_nce``)
+u^c_b = u_T of user b's training window, u^id_b = SASRec's state on the same window: each content embedding's
+positive is its own user's ID embedding, the batch's other users are its negatives. At test only the content
+model scores; the ID model is a teacher during training. fusion="early" adds a trainable ID table to DUEG's
+input (the early fusion the paper's motivation 3 warns against); fusion="none" is content only.
+
+Choices the paper leaves open, named here and chosen on validation in notebook 04: lambda (``align_weight``),
+tau, the slice ``layers``, the pre-trained layers' learning rate ``lm_lr``, and W_in's start (its outputs have
+the norm of the LM's token embeddings, the scale the layers were trained on). Deviations for a CPU: SmolLM2-135M
+instead of Qwen2-VL-2B, a slice of its layers, a 64-d scoring head, training windows grouped by length
+(``length_buckets``: the LM layers pay for padding as for items; the windows themselves are SASRec's).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.split import Split
+from ..losses import in_batch_info_nce, sampled_bce
+from ..text.prompts import attribute_prompt
+from .base import SequentialRecommender, text_features
+from .blocks import CausalEncoder, training_windows
+from .sasrec import SASRec, item_table
+
+FUSIONS = ("post", "early", "none")
+FIELDS = ("all", "title", "no-description")
+
+
+def item_attributes(dataset, fields: str = "all") -> list[dict]:
+    """Each item's attributes for the MIRM prompt: "all" (every structured attribute the dataset has),
+    "title", or "no-description" (the prompt of the attributes -> description task)."""
+    if fields not in FIELDS:
+        raise ValueError(f"unknown fields {fields!r}; valid: {list(FIELDS)}")
+    it = dataset.items
+    col = lambda name: it[name].tolist() if name in it else [None] * len(it)
+    cats = [c[1:] if c[:1] == ["Industrial & Scientific"] else c for c in col("categories")] if "categories" in it else None
+    rows = []
+    for k, (title, year, brand, genres, desc) in enumerate(zip(col("title"), col("year"), col("brand"), col("genres"),
+                                                               col("description"))):
+        a = {"Title": title}
+        if fields != "title":
+            a |= {"Year": year, "Brand": brand}
+            a |= {"Category": cats[k]} if cats is not None else {"Genres": ", ".join(genres or [])}
+            if fields == "all":
+                a["Description"] = desc
+        rows.append(a)
+    return rows
+
+
+def mirm_examples(split: Split, n_per_task: int = 256, history: int = 5, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, answer) pairs for MIRM's LoRA fine-tune, from train data only: (a) attributes -> the item's
+    description, for items that have one; (b) a user's last ``history`` train items -> the next train item."""
+    ds, rng = split.dataset, np.random.default_rng(seed)
+    out = []
+    if "description" in ds.items:
+        desc = [" ".join(str(d).split()) for d in ds.items["description"]]
+        attrs = item_attributes(ds, "no-description")
+        have = np.flatnonzero([len(d) > 0 for d in desc])
+        for i in rng.choice(have, min(n_per_task, len(have)), replace=False):
+            out.append((attribute_prompt(attrs[i]) + "\nDescription:", " " + desc[i][:300]))
+    titles = ds.items["title"].tolist()
+    hist = [h for h in split.histories("train") if len(h) >= 2]
+    for j in rng.choice(len(hist), min(n_per_task, len(hist)), replace=False):
+        h = hist[j]
+        end = int(rng.integers(1, len(h)))
+        lines = "\n".join(f"- {titles[i]}" for i in h[max(0, end - history):end])
+        out.append((f"A user's items, in order:\n{lines}\nTheir next item:", " " + titles[h[end]]))
+    return out
+
+
+def mirm_vectors(split: Split, lm: str = "smollm2", fields: str = "all", finetune: bool = False,
+                 n_finetune: int = 256, pooling: str = "mean", layer: int = 15, max_length: int = 128,
+                 device="auto", progress: bool = True, **lora) -> np.ndarray:
+    """MIRM's item vectors [n_items, H] (raw: ``text_features`` centres them): ``lm`` reads each item's
+    attribute prompt; ``finetune=True`` LoRA-fine-tunes it first on ``mirm_examples`` (cached adapter)."""
+    from ..text import encode_items
+    from ..text.models import resolve
+
+    texts = [attribute_prompt(a) for a in item_attributes(split.dataset, fields)]
+    kw = dict(pooling=pooling, layer=layer, max_length=max_length, device=device, progress=progress)
+    if not finetune:
+        return encode_items(texts, lm, **kw)
+    from ..text.finetune import finetune as lora_finetune
+
+    ft = lora_finetune(lm, mirm_examples(split, n_finetune), progress=progress, **lora)
+    return encode_items(texts, lm=(ft.tokenizer, ft.model), identity=f"{resolve(lm).identity}+{ft.path.rsplit('/', 1)[-1]}", **kw)
+
+
+class Molar(SequentialRecommender):
+    def __init__(self, split: Split, encoder: str = "smollm2", item_z: np.ndarray | None = None,
+                 encoder_kwargs: dict | None = None, lm=None, layers: tuple = (0, 2), fusion: str = "post",
+                 align_weight: float = 0.1, tau: float = 0.1, dim: int = 64, max_len: int = 20,
+                 dropout: float = 0.1, lm_lr: float = 1e-4, mirm_fields: str = "all", mirm_finetune: bool = False,
+                 length_buckets: bool = True):
+        super().__init__(split, max_len)
+        if fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; valid: {list(FUSIONS)}")
+        if item_z is None:
+            item_z = mirm_vectors(split, encoder, mirm_fields, mirm_finetune, **(encoder_kwargs or {}))
+        z = text_features(split, item_z=item_z, center=True)
+        # built first: with the same seed, stage "id" reproduces the standalone `sasrec --set loss_type=bce`
+        self.sasrec = SASRec(split, dim, loss_type="bce") if fusion == "post" else None
+        self.fusion, self.align_weight, self.tau, self.lm_lr = fusion, align_weight, tau, lm_lr
+        self.length_buckets = length_buckets
+        self.stages = ("id", "content") if fusion == "post" else ("content",)
+        self.register_buffer("z", torch.cat([torch.zeros(1, z.shape[1]), torch.from_numpy(z)]))  # row 0: padding
+        self.dueg, token_norm = decoder_slice(lm if lm is not None else default_lm(encoder), *layers)
+        H = self.dueg.hidden_size
+        self.w_in = nn.Linear(z.shape[1], H, bias=False)
+        nn.init.normal_(self.w_in.weight, std=token_norm / math.sqrt(H))  # |W_in z| ~ a token embedding's norm
+        self.id_emb = item_table(self.n_items, H) if fusion == "early" else None
+        self.dropout = nn.Dropout(dropout)
+        self.w_u, self.w_v = nn.Linear(H, dim), nn.Linear(H, dim)
+        self.stage = None
+        self.set_stage(self.stages[0])
+
+    # ------------------------------------------------------------------------------ stages
+    def set_stage(self, stage: str):
+        """"id": only the SASRec trains; "content": everything but the SASRec (frozen, in eval mode)."""
+        if stage not in self.stages:
+            raise ValueError(f"unknown stage {stage!r}; valid: {list(self.stages)}")
+        for name, p in self.named_parameters():
+            p.requires_grad = name.startswith("sasrec.") == (stage == "id")
+        self.stage = stage
+        return self
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.sasrec is not None and self.stage == "content":
+            self.sasrec.eval()  # a frozen teacher: no dropout
+        return self
+
+    def param_groups(self, lr: float) -> list[dict]:
+        lm = [p for n, p in self.named_parameters() if n.startswith("dueg.")]
+        rest = [p for n, p in self.named_parameters() if not n.startswith("dueg.")]
+        return [{"params": rest, "lr": lr}, {"params": lm, "lr": self.lm_lr}]
+
+    # ------------------------------------------------------------------------------ representation
+    def item_inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        """x_i for ids + 1 (0 = padding -> 0)."""
+        x = self.w_in(self.z[ids])
+        if self.id_emb is not None:
+            x = x + self.id_emb(ids)
+        return x * (ids > 0).unsqueeze(-1)
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """[B, L] ids + 1, left-padded -> content user embeddings u_t [B, L', dim] at every position."""
+        seq = CausalEncoder.trim(seq)
+        return self.w_u(self.dueg(self.dropout(self.item_inputs(seq)), (seq > 0).long()))
+
+    def item_vectors(self, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """v_i for ids + 1 (all items when None: [n_items, dim])."""
+        ids = torch.arange(1, self.n_items + 1, device=self.z.device) if ids is None else ids
+        return self.w_v(self.item_inputs(ids))
+
+    def user_embeddings(self, users: torch.Tensor, stage: str = "test") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(content u^c, ID u^id or None) of ``users`` before their ``stage`` target."""
+        seq = getattr(self, f"{stage}_seq")[users]
+        return self.encode(seq)[:, -1], (self.sasrec.encode(seq)[:, -1] if self.sasrec is not None else None)
+
+    # ------------------------------------------------------------------------------ training
+    def train_batches(self, batch_size: int, rng: np.random.Generator):
+        if self.stage == "id":
+            yield from self.sasrec.train_batches(batch_size, rng)
+            return
+        if not self.length_buckets:
+            yield from super().train_batches(batch_size, rng)
+            return
+        # SASRec's windows for the whole epoch, then batches of similar length (32 batches sorted at a time)
+        window, rows = next(training_windows(self.train_hist, len(self.train_hist), self.max_len, rng, "cpu"))
+        length = (window > 0).sum(1).numpy()
+        order, chunk, batches = rng.permutation(len(rows)), 32 * batch_size, []
+        for s in range(0, len(order), chunk):
+            part = order[s:s + chunk][np.argsort(-length[order[s:s + chunk]], kind="stable")]
+            batches += [part[k:k + batch_size] for k in range(0, len(part), batch_size)]
+        for b in rng.permutation(len(batches)):
+            idx = torch.from_numpy(batches[b])
+            yield window[idx].to(self.z.device), self.hist_users[rows[idx].to(self.hist_users.device)]
+
+    def loss(self, batch) -> torch.Tensor:
+        if self.stage == "id":
+            return self.sasrec.loss(batch)
+        seq, users = batch
+        u = self.encode(seq[:, :-1])
+        target = seq[:, -u.shape[1]:]
+        valid = target > 0
+        neg = self.negatives(users, target.shape)
+        pos_logit = (u * self.item_vectors(target)).sum(-1)
+        neg_logit = (u * self.item_vectors(neg)).sum(-1)
+        loss = sampled_bce(pos_logit[valid], neg_logit[valid])
+        if self.fusion == "post" and self.align_weight > 0:
+            with torch.no_grad():
+                u_id = self.sasrec.encode(seq[:, :-1])[:, -1]
+            loss = loss + self.align_weight * in_batch_info_nce(u[:, -1], u_id, self.tau)
+        return loss
+
+    def score_all(self, users, stage):
+        if self.stage == "id":
+            return self.sasrec.score_all(users, stage)
+        seq = getattr(self, f"{stage}_seq")[users]
+        return self.encode(seq)[:, -1] @ self.item_vectors().T
+
+
+def default_lm(encoder: str) -> str:
+    """DUEG's layers come from the MIRM encoder when it is a decoder LM, else from SmolLM2."""
+    from ..text.models import resolve
+
+    return encoder if resolve(encoder).causal else "smollm2"
+
+
+def decoder_slice(lm, start: int, stop: int):
+    """A trainable private copy of decoder layers start..stop-1 (+ the final norm) of ``lm`` (a name or a
+    (tokenizer, model) pair), without the word embeddings; and the mean norm of the LM's token embeddings."""
+    from ..text.layers import DecoderSlice, load_decoder
+
+    model = lm[1] if isinstance(lm, tuple) else load_decoder(lm, fresh=False)[1]
+    token_norm = float(model.get_input_embeddings().weight.detach().float().norm(dim=1).mean())
+    shared = DecoderSlice(model, start, stop, trainable=False, final_norm=True)
+    shared.embed_tokens = None  # the slice reads item vectors, never tokens
+    own = copy.deepcopy(shared).float()
+    for p in own.parameters():
+        p.requires_grad_(True)
+    return own, token_norm

@@ -1,0 +1,139 @@
+"""Molar: the alignment loss, what is frozen and what trains, stage 1 = the project's SASRec, the content
+model alone scores at test, MIRM's prompts and fine-tuning examples come from attributes and train data only.
+A tiny random llama stands in for SmolLM2 (same code path)."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tiny_llama
+from llmrec_lite.data import leave_one_out
+from llmrec_lite.experiment import train_and_test
+from llmrec_lite.losses import in_batch_info_nce
+from llmrec_lite.models.molar import Molar, item_attributes, mirm_examples
+from llmrec_lite.text import item_embeddings
+from llmrec_lite.text.prompts import attribute_prompt
+
+
+@pytest.fixture(scope="module")
+def setup(synth):
+    return leave_one_out(synth), item_embeddings(synth.item_texts, "random-48", seed=0)
+
+
+def small(**kw):
+    return {"dim": 16, "lm": tiny_llama(), "layers": (0, 2)} | kw
+
+
+def test_alignment_loss_prefers_each_users_own_id_embedding_and_grows_with_mismatch():
+    g = torch.Generator().manual_seed(0)
+    u_id = torch.randn(64, 16, generator=g)
+    noise = torch.randn(64, 16, generator=g)
+    losses = [in_batch_info_nce(u_id + s * noise, u_id).item() for s in (0.0, 0.5, 1.0, 2.0, 4.0)]
+    assert losses == sorted(losses) and losses[0] < 0.1 * losses[-1]
+    shuffled = in_batch_info_nce(u_id[torch.randperm(64, generator=g)], u_id).item()
+    assert shuffled > losses[2] > losses[0]
+    # hand-computed: two orthogonal pairs, tau 1 -> -log(e / (e + 1))
+    a = torch.eye(2)
+    assert in_batch_info_nce(a, a, tau=1.0).item() == pytest.approx(-np.log(np.e / (np.e + 1)), rel=1e-6)
+
+
+@pytest.mark.parametrize("fusion", ["none", "early", "post"])
+def test_what_trains_in_each_fusion(setup, fusion):
+    s, z = setup
+    torch.manual_seed(0)
+    m = Molar(s, item_z=z, fusion=fusion, **small())
+    assert (m.id_emb is not None) == (fusion == "early") and (m.sasrec is not None) == (fusion == "post")
+    m.set_stage("content").train()
+    batch = next(m.train_batches(32, np.random.default_rng(0)))
+    m.loss(batch).backward()
+    grads = {n for n, p in m.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert not any(n.startswith("sasrec.") for n in grads)  # the ID model is a frozen teacher
+    assert any(n.startswith("id_emb") for n in grads) == (fusion == "early")  # no ID table outside early fusion
+    assert {"w_in.weight", "w_u.weight", "w_v.weight"} <= grads and any(n.startswith("dueg.layers.0.") for n in grads)
+    if fusion == "post":
+        assert not m.sasrec.training  # no dropout in the teacher while the content model trains
+
+
+def test_alignment_pulls_on_the_content_model_only_and_its_weight_counts(setup):
+    s, z = setup
+    torch.manual_seed(0)
+    m = Molar(s, item_z=z, **small(dropout=0.0)).set_stage("content")
+    m.eval()
+    batch = next(m.train_batches(32, np.random.default_rng(0)))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        base = copy.deepcopy(m)
+        base.align_weight = 0.0
+        torch.manual_seed(1)
+        l0 = base.loss(batch)
+        torch.manual_seed(1)
+        l1 = m.loss(batch)
+        seq = batch[0][:, :-1]
+        align = in_batch_info_nce(m.encode(seq)[:, -1], m.sasrec.encode(seq)[:, -1], m.tau)
+    assert l1.item() == pytest.approx(l0.item() + m.align_weight * align.item(), rel=1e-5)
+
+
+def test_stage_one_is_the_projects_sasrec_and_the_content_stage_leaves_it_unchanged(setup):
+    s, z = setup
+    snap = {}
+    _, _, rec = train_and_test("molar", s, progress=False, epochs=2, item_z=z, **small(),
+                               after_stage=lambda stage, m: snap.setdefault(stage, copy.deepcopy(m.sasrec.state_dict())))
+    sas, _, _ = train_and_test("sasrec", s, progress=False, epochs=2, dim=16, loss_type="bce")
+    for k, v in sas.state_dict().items():
+        torch.testing.assert_close(snap["id"][k], v)
+    for k, v in snap["id"].items():
+        assert torch.equal(snap["content"][k], v)
+    assert [st["stage"] for st in rec["stages"]] == ["id", "content"]
+
+
+def test_content_model_alone_scores_at_test(setup):
+    s, z = setup
+    torch.manual_seed(0)
+    m = Molar(s, item_z=z, **small()).set_stage("content").eval()
+    users = torch.arange(20)
+    with torch.no_grad():
+        before = m.score_all(users, "test")
+        for p in m.sasrec.parameters():
+            p.add_(torch.randn_like(p))
+        assert torch.equal(before, m.score_all(users, "test"))
+
+
+def test_length_buckets_keep_one_window_per_user_per_epoch(setup):
+    s, z = setup
+    m = Molar(s, item_z=z, fusion="none", **small()).set_stage("content")
+    batches = list(m.train_batches(16, np.random.default_rng(0)))
+    users = torch.cat([u for _, u in batches]).sort().values
+    assert torch.equal(users, m.hist_users.sort().values)
+    spread = [int((w > 0).sum(1).max() - (w > 0).sum(1).min()) for w, _ in batches]
+    free = [int((w > 0).sum(1).max() - (w > 0).sum(1).min()) for w, _ in Molar.__mro__[1].train_batches(m, 16, np.random.default_rng(0))]
+    assert np.mean(spread) < np.mean(free)  # similar lengths per batch: less padding for the LM layers
+
+
+def test_attribute_prompts(synth):
+    assert attribute_prompt({"Title": "Staples", "Brand": "", "Category": ["Fasteners", "Staples"], "Year": None}) == \
+        "Title: Staples\nCategory: Fasteners > Staples"
+    assert attribute_prompt({"Title": "X"}, image="<image>").splitlines() == ["<image>", "Title: X"]
+    a = item_attributes(synth, "all")[0]
+    assert attribute_prompt(a) == f"Title: {synth.items.title[0]}\nYear: {synth.items.year[0]}\nGenres: {', '.join(synth.items.genres[0])}"
+    assert attribute_prompt(item_attributes(synth, "title")[0]) == f"Title: {synth.items.title[0]}"
+    with pytest.raises(ValueError, match="unknown fields 'images'; valid"):
+        item_attributes(synth, "images")
+
+
+def test_mirm_examples_use_descriptions_and_train_sequences_only(synth):
+    ds = copy.copy(synth)
+    ds.items = synth.items.assign(description=[f"about {t}" if i % 3 else "" for i, t in enumerate(synth.items.title)])
+    s = leave_one_out(ds)
+    ex = mirm_examples(s, n_per_task=12, seed=0)
+    desc = [(p, a) for p, a in ex if p.endswith("Description:")]
+    seq = [(p, a) for p, a in ex if p.endswith("Their next item:")]
+    assert len(desc) == 12 and len(seq) == 12
+    assert all(a.startswith(" about ") and "Description: about" not in p for p, a in desc)  # no answer in the prompt
+    titles = ds.items.title.tolist()
+    index = {t: i for i, t in enumerate(titles)}
+    hist = s.histories("train")
+    for p, a in seq:
+        ctx = [index[line[2:]] for line in p.splitlines()[1:-1]]
+        chain = ctx + [index[a[1:]]]
+        assert any(any(list(h[k:k + len(chain)]) == chain for k in range(len(h))) for h in hist)  # train order only
