@@ -126,3 +126,27 @@ def test_encoding_with_a_given_model_runs_only_the_layers_it_needs(tiny, tmp_pat
     assert len(calls) == 4  # the last layer needs them all
     with pytest.raises(ValueError, match="identity"):
         encode_variants(texts, lm=tiny, cache_dir=tmp_path)
+
+
+def test_generation_with_a_given_model_is_plain_text_and_cached_by_identity(tiny, tmp_path):
+    from llmrec_lite.text.generate import generate
+
+    tok, lm = tiny
+    prompts = ["the movie is", "a film about space"]
+    out = generate(prompts, lm=tiny, identity="tiny-llama", chat=False, max_new_tokens=3, cache_dir=tmp_path, progress=False)
+    tok.padding_side = "left"
+    with torch.no_grad():
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        want = lm.generate(**enc, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out == [t.strip() for t in tok.batch_decode(want[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+    files = list((tmp_path / "generations").rglob("*.json"))
+    assert len(files) == 1
+    import json
+
+    saved = json.loads(files[0].read_text())
+    saved["outputs"][0] = "CACHED"
+    files[0].write_text(json.dumps(saved))
+    again = generate(prompts, lm=tiny, identity="tiny-llama", chat=False, max_new_tokens=3, cache_dir=tmp_path, progress=False)
+    assert again == ["CACHED", out[1]]  # read back from the cache, not regenerated
+    with pytest.raises(ValueError, match="identity"):
+        generate(prompts, lm=tiny, cache_dir=tmp_path)

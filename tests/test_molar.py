@@ -137,3 +137,13 @@ def test_mirm_examples_use_descriptions_and_train_sequences_only(synth):
         ctx = [index[line[2:]] for line in p.splitlines()[1:-1]]
         chain = ctx + [index[a[1:]]]
         assert any(any(list(h[k:k + len(chain)]) == chain for k in range(len(h))) for h in hist)  # train order only
+
+
+def test_a_fitted_id_model_replaces_stage_one(setup):
+    s, z = setup
+    sas, _, _ = train_and_test("sasrec", s, progress=False, epochs=1, dim=16, loss_type="bce")
+    m = Molar(s, item_z=z, id_model=sas, **small())
+    assert m.stages == ("content",) and m.sasrec is not sas
+    assert all(torch.equal(a, b) for a, b in zip(m.sasrec.state_dict().values(), sas.state_dict().values()))
+    with pytest.raises(ValueError, match="id_model: a SASRec fitted on this split with dim=8"):
+        Molar(s, item_z=z, id_model=sas, **small(dim=8))

@@ -23,6 +23,7 @@ u^c_b = u_T of user b's training window, u^id_b = SASRec's state on the same win
 positive is its own user's ID embedding, the batch's other users are its negatives. At test only the content
 model scores; the ID model is a teacher during training. fusion="early" adds a trainable ID table to DUEG's
 input (the early fusion the paper's motivation 3 warns against); fusion="none" is content only.
+``id_model``: an already fitted SASRec to align to (copied, frozen), in place of stage "id".
 
 Choices the paper leaves open, named here and chosen on validation in notebook 04: lambda (``align_weight``),
 tau, the slice ``layers``, the pre-trained layers' learning rate ``lm_lr``, and W_in's start (its outputs have
@@ -115,18 +116,23 @@ class Molar(SequentialRecommender):
                  encoder_kwargs: dict | None = None, lm=None, layers: tuple = (0, 2), fusion: str = "post",
                  align_weight: float = 0.1, tau: float = 0.1, dim: int = 64, max_len: int = 20,
                  dropout: float = 0.1, lm_lr: float = 1e-4, mirm_fields: str = "all", mirm_finetune: bool = False,
-                 length_buckets: bool = True):
+                 length_buckets: bool = True, id_model: SASRec | None = None):
         super().__init__(split, max_len)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; valid: {list(FUSIONS)}")
         if item_z is None:
             item_z = mirm_vectors(split, encoder, mirm_fields, mirm_finetune, **(encoder_kwargs or {}))
         z = text_features(split, item_z=item_z, center=True)
-        # built first: with the same seed, stage "id" reproduces the standalone `sasrec --set loss_type=bce`
-        self.sasrec = SASRec(split, dim, loss_type="bce") if fusion == "post" else None
+        if id_model is not None and (fusion != "post" or id_model.n_items != self.n_items
+                                     or id_model.item_emb.embedding_dim != dim):
+            raise ValueError(f"id_model: a SASRec fitted on this split with dim={dim}, for fusion='post' only")
+        # built first: with the same seed, stage "id" reproduces the standalone `sasrec --set loss_type=bce`;
+        # ``id_model``: an already fitted SASRec (copied, frozen) replaces stage "id"
+        self.sasrec = None if fusion != "post" else copy.deepcopy(id_model) if id_model is not None else \
+            SASRec(split, dim, loss_type="bce")
         self.fusion, self.align_weight, self.tau, self.lm_lr = fusion, align_weight, tau, lm_lr
         self.length_buckets = length_buckets
-        self.stages = ("id", "content") if fusion == "post" else ("content",)
+        self.stages = ("id", "content") if fusion == "post" and id_model is None else ("content",)
         self.register_buffer("z", torch.cat([torch.zeros(1, z.shape[1]), torch.from_numpy(z)]))  # row 0: padding
         self.dueg, token_norm = decoder_slice(lm if lm is not None else default_lm(encoder), *layers)
         H = self.dueg.hidden_size

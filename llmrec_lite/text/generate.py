@@ -28,34 +28,41 @@ def chat_inputs(tok, prompts, system: str | None) -> list[str]:
 
 def generate(prompts, model: str = "smollm2", system: str | None = None, max_new_tokens: int = 64,
              batch_size: int = 8, device="auto", dtype: str | None = None, cache: bool = True,
-             cache_dir=None, progress: bool = True) -> list[str]:
+             cache_dir=None, progress: bool = True, lm=None, identity: str | None = None,
+             chat: bool = True) -> list[str]:
     """Greedy completions (the assistant's reply only) for each prompt, cached by
-    (model, system prompt, max_new_tokens, exact prompts)."""
+    (model, system prompt, max_new_tokens, exact prompts). ``lm``: a (tokenizer, model) pair to generate
+    with instead of loading ``model`` (e.g. a LoRA fine-tuned one), named by ``identity`` in the cache key.
+    ``chat=False``: the prompts are continued as plain text (what a model fine-tuned on raw prompt ->
+    answer pairs, ``text.finetune``, expects), without the chat template."""
     prompts = [str(p) for p in prompts]
-    spec = models.resolve(model)
-    if not spec.causal:
+    if lm is not None and cache and not identity:
+        raise ValueError("generating with a given (tokenizer, model) pair: pass identity=... (the cache key) or cache=False")
+    spec = models.resolve(model) if lm is None else None
+    if spec is not None and not spec.causal:
         raise ValueError(f"{model!r} is not a causal LLM; use 'smollm2' or a *ForCausalLM model")
+    name = spec.name if spec else str(identity or "custom").split("@")[0].replace("/", "_")[:40]
     dev = resolve_device(device)
     dtype = dtype or models.default_dtype(dev)
-    key = cache_key(model=spec.identity, system=system, max_new_tokens=max_new_tokens, dtype=dtype,
-                    decoding="greedy", prompts=prompts)
-    path = cache_path("generations", spec.name, key, ".json", cache_dir)
+    key = cache_key(model=spec.identity if spec else identity, system=system, max_new_tokens=max_new_tokens,
+                    dtype=dtype, decoding="greedy", prompts=prompts, **({} if chat else {"chat": False}))
+    path = cache_path("generations", name, key, ".json", cache_dir)
     if cache and path.is_file():
         out = json.loads(path.read_text(encoding="utf-8"))["outputs"]
         if len(out) == len(prompts):
             return out
-    tok, lm = models.load(spec, str(dev), dtype)
+    tok, lm = models.load(spec, str(dev), dtype) if lm is None else lm
     tok.padding_side = "left"  # generation continues from the right end of every row
-    texts = chat_inputs(tok, prompts, system)
+    texts = chat_inputs(tok, prompts, system) if chat else [(system + "\n\n" if system else "") + p for p in prompts]
     outputs = []
     with torch.inference_mode():
-        for s in tqdm(range(0, len(texts), batch_size), desc=f"generate {spec.name}", disable=not progress, leave=False):
+        for s in tqdm(range(0, len(texts), batch_size), desc=f"generate {name}", disable=not progress, leave=False):
             enc = tok(texts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
             gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                               pad_token_id=tok.pad_token_id)
             new = gen[:, enc["input_ids"].shape[1]:]
             outputs += [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
     if cache:
-        save_json({"model": spec.identity, "system": system, "max_new_tokens": max_new_tokens,
+        save_json({"model": spec.identity if spec else identity, "system": system, "max_new_tokens": max_new_tokens,
                    "prompts": prompts, "outputs": outputs}, path)
     return outputs
