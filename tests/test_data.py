@@ -43,6 +43,25 @@ def test_filters(ml100k):
     assert "30-core" in core.describe()
 
 
+def test_sample_users_keeps_whole_histories(ml100k):
+    from llmrec_lite.data.dataset import DataError
+
+    small = ml100k.sample_users(100, seed=1)
+    assert small.n_users == 100 and small.n_items == small.interactions["item"].nunique()
+    sizes = small.interactions.groupby("user").size().to_numpy()
+    titles = small.items.title.to_numpy()[small.interactions.item.to_numpy()]
+    first = small.interactions[small.interactions.user == 0]
+    # every kept user keeps all of their ratings, in time order, with the same titles
+    matches = [u for u in range(ml100k.n_users)
+               if len(h := ml100k.interactions[ml100k.interactions.user == u]) == len(first)
+               and (ml100k.items.title.to_numpy()[h.item.to_numpy()] == titles[:len(first)]).all()]
+    assert len(matches) == 1 and sizes.sum() == small.n_interactions
+    assert ml100k.sample_users(100, seed=1).interactions.equals(small.interactions)  # deterministic
+    assert ml100k.sample_users(ml100k.n_users) is ml100k
+    with pytest.raises(DataError, match="sample_users: n must be between 1 and 943"):
+        ml100k.sample_users(0)
+
+
 @pytest.mark.parametrize("raw,expected", [
     ("Usual Suspects, The (1995)", ("The Usual Suspects", 1995)),
     ("Seven (Se7en) (1995)", ("Seven (Se7en)", 1995)),

@@ -93,6 +93,16 @@ class Dataset:
                                 f"lower --k-core")
         return self._subset(df, f"{k}-core")
 
+    def sample_users(self, n: int, seed: int = 0) -> "Dataset":
+        """A random ``n`` of the users with all their interactions (items nobody left has are dropped): a
+        smaller copy for smoke runs and quick exploration."""
+        if not 0 < n <= self.n_users:
+            raise DataError(f"sample_users: n must be between 1 and {self.n_users} (the users of {self.name}), got {n}")
+        if n == self.n_users:
+            return self
+        chosen = np.random.default_rng(seed).choice(self.n_users, n, replace=False)
+        return self._subset(self.interactions[self.interactions["user"].isin(chosen)], f"{n} random users (seed {seed})")
+
     def _subset(self, df: pd.DataFrame, step: str) -> "Dataset":
         """Re-index users and items contiguously after a filter."""
         users = np.sort(df["user"].unique())
