@@ -173,3 +173,12 @@ def test_post_alignment_brings_each_content_embedding_to_its_own_id_embedding(se
     assert rec["metrics"] == train_and_test("molar", s, progress=False, item_z=z, id_model=sas, align_weight=5.0,
                                             epochs=2, **kw)[2]["metrics"]  # the explorer trains what it says
     assert fig.axes[0].get_xlabel().startswith("cos(content user embedding")
+
+
+def test_scores_in_length_chunks_equal_one_padded_batch(setup):
+    s, z = setup
+    torch.manual_seed(0)
+    m = Molar(s, item_z=z, fusion="none", **small()).set_stage("content").eval()
+    seq = m.test_seq[torch.arange(s.n_users)]
+    with torch.no_grad():
+        torch.testing.assert_close(m.last_state(seq, chunk=7), m.encode(seq)[:, -1], atol=1e-5, rtol=1e-4)

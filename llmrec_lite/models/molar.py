@@ -183,10 +183,20 @@ class Molar(SequentialRecommender):
         ids = torch.arange(1, self.n_items + 1, device=self.z.device) if ids is None else ids
         return self.w_v(self.item_inputs(ids))
 
+    def last_state(self, seq: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+        """u_T of each row of ``seq`` (ids + 1, left-padded), encoded in chunks of similar length: the padding
+        a long row would add to every short one in its batch is not run through the LM layers."""
+        order = torch.argsort((seq > 0).sum(1), stable=True)
+        out = torch.empty(len(seq), self.w_u.out_features, device=seq.device)
+        for s in range(0, len(seq), chunk):
+            idx = order[s:s + chunk]
+            out[idx] = self.encode(seq[idx])[:, -1]
+        return out
+
     def user_embeddings(self, users: torch.Tensor, stage: str = "test") -> tuple[torch.Tensor, torch.Tensor | None]:
         """(content u^c, ID u^id or None) of ``users`` before their ``stage`` target."""
         seq = getattr(self, f"{stage}_seq")[users]
-        return self.encode(seq)[:, -1], (self.sasrec.encode(seq)[:, -1] if self.sasrec is not None else None)
+        return self.last_state(seq), (self.sasrec.encode(seq)[:, -1] if self.sasrec is not None else None)
 
     # ------------------------------------------------------------------------------ training
     def train_batches(self, batch_size: int, rng: np.random.Generator):
@@ -227,8 +237,7 @@ class Molar(SequentialRecommender):
     def score_all(self, users, stage):
         if self.stage == "id":
             return self.sasrec.score_all(users, stage)
-        seq = getattr(self, f"{stage}_seq")[users]
-        return self.encode(seq)[:, -1] @ self.item_vectors().T
+        return self.last_state(getattr(self, f"{stage}_seq")[users]) @ self.item_vectors().T
 
 
 def default_lm(encoder: str) -> str:
