@@ -93,22 +93,27 @@ def mirm_examples(split: Split, n_per_task: int = 256, history: int = 5, seed: i
     return out
 
 
-def mirm_vectors(split: Split, lm: str = "smollm2", fields: str = "all", finetune: bool = False,
-                 n_finetune: int = 256, pooling: str = "mean", layer: int = 15, max_length: int = 128,
-                 device="auto", progress: bool = True, **lora) -> np.ndarray:
+def mirm_finetune(split: Split, lm: str = "smollm2", n_per_task: int = 256, seed: int = 0, progress: bool = True,
+                  **lora):
+    """MIRM's LoRA fine-tune (``text.finetune``, cached) on ``mirm_examples(split, n_per_task, seed=seed)``."""
+    from ..text.finetune import finetune
+
+    return finetune(lm, mirm_examples(split, n_per_task, seed=seed), progress=progress, **lora)
+
+
+def mirm_vectors(split: Split, lm: str = "smollm2", fields: str = "all", finetuned=None, pooling: str = "mean",
+                 layer: int = 15, max_length: int = 128, device="auto", progress: bool = True) -> np.ndarray:
     """MIRM's item vectors [n_items, H] (raw: ``text_features`` centres them): ``lm`` reads each item's
-    attribute prompt; ``finetune=True`` LoRA-fine-tunes it first on ``mirm_examples`` (cached adapter)."""
+    attribute prompt; ``finetuned``: the ``mirm_finetune`` result of ``lm`` to read with instead."""
     from ..text import encode_items
     from ..text.models import resolve
 
     texts = [attribute_prompt(a) for a in item_attributes(split.dataset, fields)]
     kw = dict(pooling=pooling, layer=layer, max_length=max_length, device=device, progress=progress)
-    if not finetune:
+    if finetuned is None:
         return encode_items(texts, lm, **kw)
-    from ..text.finetune import finetune as lora_finetune
-
-    ft = lora_finetune(lm, mirm_examples(split, n_finetune), progress=progress, **lora)
-    return encode_items(texts, lm=(ft.tokenizer, ft.model), identity=f"{resolve(lm).identity}+{ft.path.rsplit('/', 1)[-1]}", **kw)
+    identity = f"{resolve(lm).identity}+{str(finetuned.path).rsplit('/', 1)[-1]}"
+    return encode_items(texts, lm=(finetuned.tokenizer, finetuned.model), identity=identity, **kw)
 
 
 class Molar(SequentialRecommender):
@@ -121,7 +126,8 @@ class Molar(SequentialRecommender):
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; valid: {list(FUSIONS)}")
         if item_z is None:
-            item_z = mirm_vectors(split, encoder, mirm_fields, mirm_finetune, **(encoder_kwargs or {}))
+            ft = mirm_finetune(split, encoder) if mirm_finetune else None
+            item_z = mirm_vectors(split, encoder, mirm_fields, ft, **(encoder_kwargs or {}))
         z = text_features(split, item_z=item_z, center=True)
         if id_model is not None and (fusion != "post" or id_model.n_items != self.n_items
                                      or id_model.item_emb.embedding_dim != dim):

@@ -36,13 +36,20 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return hidden[torch.arange(len(hidden)), idx]
 
 
+def decoder_stack(model):
+    """The llama-style decoder stack inside ``model`` (a causal LM, a PEFT wrapper of one: the module with
+    ``layers``, ``embed_tokens`` and ``norm``), or None (e.g. a BERT encoder). Encoding calls it directly:
+    a causal LM's output head (576 x 49152 for SmolLM2) would cost more than a few layers, for logits unused."""
+    return next((m for m in model.modules() if isinstance(getattr(m, "layers", None), torch.nn.ModuleList)
+                 and hasattr(m, "embed_tokens") and hasattr(m, "norm")), None)
+
+
 @contextmanager
 def only_layers(model, n: int | None):
     """Run only the first ``n`` decoder layers of a llama-style model (a PEFT wrapper included) inside the
     block: ``hidden_states[k]`` for k < n is unchanged (it is the input of layer k, before any final norm),
     and the layers above are skipped. ``None`` or a model without llama-style ``layers``: no change."""
-    inner = next((m for m in model.modules() if isinstance(getattr(m, "layers", None), torch.nn.ModuleList)
-                  and hasattr(m, "embed_tokens") and hasattr(m, "norm")), None)
+    inner = decoder_stack(model)
     if n is None or inner is None or n >= len(inner.layers):
         yield
         return
@@ -111,12 +118,13 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
     order = np.argsort([-len(t) for t in texts])  # similar lengths per batch: less padding
     out = {v: [None] * len(texts) for v in todo}
     top = max(l for _, l in todo)
+    runner = decoder_stack(model) or model  # hidden states only: no output head
     with torch.inference_mode(), only_layers(model, top + 1 if min(l for _, l in todo) >= 0 else None):
         for s in tqdm(range(0, len(texts), batch_size), desc=f"encode {name}", disable=not progress, leave=False):
             idx = order[s:s + batch_size]
             enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                       return_tensors="pt").to(dev)
-            res = model(**enc, output_hidden_states=True)
+            res = runner(**enc, output_hidden_states=True)
             n = len(res.hidden_states)
             for pooling, layer in todo:
                 if not -n <= layer < n:
