@@ -182,3 +182,12 @@ def test_scores_in_length_chunks_equal_one_padded_batch(setup):
     seq = m.test_seq[torch.arange(s.n_users)]
     with torch.no_grad():
         torch.testing.assert_close(m.last_state(seq, chunk=7), m.encode(seq)[:, -1], atol=1e-5, rtol=1e-4)
+
+
+def test_amazon_and_movielens_attribute_prompts(scientific, ml100k):
+    amazon = attribute_prompt(item_attributes(scientific)[1]).splitlines()
+    assert amazon[:3] == ["Title: Stanley TRA708T Sharpshooter 1/2-Inch Leg Length Staples, Steel (1000 Count)",
+                          "Brand: Stanley", "Category: Fasteners > Collated Fasteners > Staples"]
+    assert amazon[3].startswith("Description: Heavy-duty staples are ideal") and len(amazon[3]) == len("Description: ") + 300
+    assert attribute_prompt(item_attributes(ml100k)[1]) == "Title: GoldenEye\nYear: 1995\nGenres: Action, Adventure, Thriller"
+    assert attribute_prompt(item_attributes(scientific, "title")[1]).count("\n") == 0

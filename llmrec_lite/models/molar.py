@@ -58,14 +58,12 @@ def item_attributes(dataset, fields: str = "all") -> list[dict]:
         raise ValueError(f"unknown fields {fields!r}; valid: {list(FIELDS)}")
     it = dataset.items
     col = lambda name: it[name].tolist() if name in it else [None] * len(it)
-    cats = [c[1:] if c[:1] == ["Industrial & Scientific"] else c for c in col("categories")] if "categories" in it else None
+    path = "categories" in it  # Amazon: genres = the category path below the root; MovieLens: genres
     rows = []
-    for k, (title, year, brand, genres, desc) in enumerate(zip(col("title"), col("year"), col("brand"), col("genres"),
-                                                               col("description"))):
+    for title, year, brand, genres, desc in zip(col("title"), col("year"), col("brand"), col("genres"), col("description")):
         a = {"Title": title}
         if fields != "title":
-            a |= {"Year": year, "Brand": brand}
-            a |= {"Category": cats[k]} if cats is not None else {"Genres": ", ".join(genres or [])}
+            a |= {"Year": year, "Brand": brand, **({"Category": genres} if path else {"Genres": ", ".join(genres or [])})}
             if fields == "all":
                 a["Description"] = desc
         rows.append(a)
