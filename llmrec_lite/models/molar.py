@@ -28,7 +28,8 @@ input (the early fusion the paper's motivation 3 warns against); fusion="none" i
 Choices the paper leaves open, named here and chosen on validation in notebook 04: lambda (``align_weight``),
 tau, the slice ``layers``, the pre-trained layers' learning rate ``lm_lr``, and W_in's start (its outputs have
 the norm of the LM's token embeddings, the scale the layers were trained on). Deviations for a CPU: SmolLM2-135M
-instead of Qwen2-VL-2B, a slice of its layers, a 64-d scoring head, training windows grouped by length
+instead of Qwen2-VL-2B, a slice of its layers, 64 prompt tokens per item (title, brand, category path, the description's start) and 128 fine-tuning
+examples per task, a 64-d scoring head, training windows grouped by length
 (``length_buckets``: the LM layers pay for padding as for items; the windows themselves are SASRec's).
 """
 from __future__ import annotations
@@ -91,7 +92,7 @@ def mirm_examples(split: Split, n_per_task: int = 256, history: int = 5, seed: i
     return out
 
 
-def mirm_finetune(split: Split, lm: str = "smollm2", n_per_task: int = 256, seed: int = 0, progress: bool = True,
+def mirm_finetune(split: Split, lm: str = "smollm2", n_per_task: int = 128, seed: int = 0, progress: bool = True,
                   **lora):
     """MIRM's LoRA fine-tune (``text.finetune``, cached) on ``mirm_examples(split, n_per_task, seed=seed)``."""
     from ..text.finetune import finetune
@@ -100,7 +101,7 @@ def mirm_finetune(split: Split, lm: str = "smollm2", n_per_task: int = 256, seed
 
 
 def mirm_vectors(split: Split, lm: str = "smollm2", fields: str = "all", finetuned=None, pooling: str = "mean",
-                 layer: int = 15, max_length: int = 128, device="auto", progress: bool = True) -> np.ndarray:
+                 layer: int = 15, max_length: int = 64, device="auto", progress: bool = True) -> np.ndarray:
     """MIRM's item vectors [n_items, H] (raw: ``text_features`` centres them): ``lm`` reads each item's
     attribute prompt; ``finetuned``: the ``mirm_finetune`` result of ``lm`` to read with instead."""
     from ..text import encode_items
