@@ -25,12 +25,12 @@ model scores; the ID model is a teacher during training. fusion="early" adds a t
 input (the early fusion the paper's motivation 3 warns against); fusion="none" is content only.
 ``id_model``: an already fitted SASRec to align to (copied, frozen), in place of stage "id".
 
-Choices the paper leaves open, named here and chosen on validation in notebook 04: lambda (``align_weight``),
-tau, the slice ``layers``, the pre-trained layers' learning rate ``lm_lr``, and W_in's start (its outputs have
-the norm of the LM's token embeddings, the scale the layers were trained on). Deviations for a CPU: SmolLM2-135M
-instead of Qwen2-VL-2B, a slice of its layers, 64 prompt tokens per item (title, brand, category path, the description's start) and 128 fine-tuning
-examples per task, a 64-d scoring head, training windows grouped by length
-(``length_buckets``: the LM layers pay for padding as for items; the windows themselves are SASRec's).
+Choices the paper leaves open, set here (defaults, not yet swept on validation; notebook 04's explorer varies
+lambda and tau): lambda = ``align_weight``, tau, the slice ``layers``, the pre-trained layers' learning rate
+``lm_lr``, and W_in's start (outputs with the norm of the LM's token embeddings, the scale its layers were trained
+on). Deviations for a CPU: SmolLM2-135M instead of Qwen2-VL-2B, a slice of its layers, 64 prompt tokens per item
+(title, brand, category path, the description's start), 128 fine-tuning examples per task, a 64-d scoring head,
+training windows grouped by length (``length_buckets``; the LM layers pay for padding as for items).
 """
 from __future__ import annotations
 
