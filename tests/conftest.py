@@ -60,7 +60,12 @@ TINY_WORDS = "the a movie film is good bad about space love war title answer yes
 
 @lru_cache(maxsize=1)
 def tiny_llama():
-    """(tokenizer, model): a 4-layer, 32-wide random llama (SmolLM2's code path in seconds)."""
+    """(tokenizer, model): a 4-layer, 32-wide random llama (SmolLM2's code path in seconds), shared."""
+    return make_tiny_llama()
+
+
+def make_tiny_llama():
+    """A fresh tiny llama (never called before: no hidden-state hooks installed yet)."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast

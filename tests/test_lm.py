@@ -150,3 +150,23 @@ def test_generation_with_a_given_model_is_plain_text_and_cached_by_identity(tiny
     assert again == ["CACHED", out[1]]  # read back from the cache, not regenerated
     with pytest.raises(ValueError, match="identity"):
         generate(prompts, lm=tiny, cache_dir=tmp_path)
+
+
+def test_encoding_a_middle_layer_first_leaves_every_layer_readable(tmp_path):
+    """transformers installs its hidden-state hooks at the first call: running only some layers at that first call
+    must not leave the others unhooked (wrong or missing hidden states for every later request)."""
+    from conftest import make_tiny_llama
+    from llmrec_lite.text.encode import encode_variants, pool
+
+    texts = ["the movie is good", "a bad film about war"]
+    fresh, reference = make_tiny_llama(), make_tiny_llama()
+    tok, lm = reference
+    enc = tok(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        hidden = lm(**enc, output_hidden_states=True).hidden_states
+    for layer in (1, 2, 3, -1):  # first call: layers 0..1 only
+        got = encode_variants(texts, variants=[("mean", layer)], lm=fresh, identity="fresh", cache_dir=tmp_path,
+                              progress=False)[("mean", layer)]
+        want = torch.nn.functional.normalize(pool(hidden[layer], enc["attention_mask"], "mean"), dim=-1)
+        torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-5, rtol=1e-5)
+    assert fresh[1].config.num_hidden_layers == 4

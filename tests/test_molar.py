@@ -191,3 +191,16 @@ def test_amazon_and_movielens_attribute_prompts(scientific, ml100k):
     assert amazon[3].startswith("Description: Heavy-duty staples are ideal") and len(amazon[3]) == len("Description: ") + 300
     assert attribute_prompt(item_attributes(ml100k)[1]) == "Title: GoldenEye\nYear: 1995\nGenres: Action, Adventure, Thriller"
     assert attribute_prompt(item_attributes(scientific, "title")[1]).count("\n") == 0
+
+
+def test_building_molar_leaves_the_shared_language_model_untouched(setup):
+    from conftest import make_tiny_llama
+
+    s, z = setup
+    pair = make_tiny_llama()
+    before = {n: (p.requires_grad, p.detach().clone()) for n, p in pair[1].named_parameters()}
+    m = Molar(s, item_z=z, fusion="none", dim=16, lm=pair, layers=(0, 2))
+    assert all(p.requires_grad for p in m.dueg.parameters())  # DUEG's own copy trains
+    for n, p in pair[1].named_parameters():
+        assert p.requires_grad == before[n][0] and torch.equal(p, before[n][1])
+    assert not any(p is q for p in m.parameters() for q in pair[1].parameters())

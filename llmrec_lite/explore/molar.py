@@ -23,7 +23,8 @@ def alignment_cosines(model, id_model, split: Split, stage: str = "test", n_user
     id_model.eval()
     u = torch.from_numpy(users).to(model.device)
     content = torch.nn.functional.normalize(model.user_embeddings(u, stage)[0], dim=-1)
-    ids = torch.nn.functional.normalize(id_model.encode(getattr(id_model, f"{stage}_seq")[u])[:, -1], dim=-1)
+    seq = getattr(model, f"{stage}_seq")[u]  # the window the alignment used: the content model's
+    ids = torch.nn.functional.normalize(id_model.encode(seq)[:, -1], dim=-1)
     other = ids[torch.from_numpy(rng.permutation(len(users))).to(ids.device)]
     return {"own": (content * ids).sum(-1).cpu().numpy(), "other": (content * other).sum(-1).cpu().numpy()}
 

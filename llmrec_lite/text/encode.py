@@ -48,17 +48,21 @@ def decoder_stack(model):
 def only_layers(model, n: int | None):
     """Run only the first ``n`` decoder layers of a llama-style model (a PEFT wrapper included) inside the
     block: ``hidden_states[k]`` for k < n is unchanged (it is the input of layer k, before any final norm),
-    and the layers above are skipped. ``None`` or a model without llama-style ``layers``: no change."""
+    and the layers above are skipped. ``None`` or a model without llama-style ``layers``: no change.
+    Done through ``config.num_hidden_layers`` (the layer loop reads it), never by removing layers: transformers
+    installs its hidden-state hooks on the layers it finds at the first call, and a shortened layer list would
+    leave the model without hooks on the others for the rest of the session."""
     inner = decoder_stack(model)
-    if n is None or inner is None or n >= len(inner.layers):
+    cfg = getattr(inner, "config", None)
+    if n is None or inner is None or cfg is None or n >= getattr(cfg, "num_hidden_layers", 0):
         yield
         return
-    full = inner.layers
-    inner.layers = full[:n]
+    full = cfg.num_hidden_layers
+    cfg.num_hidden_layers = n
     try:
         yield
     finally:
-        inner.layers = full
+        cfg.num_hidden_layers = full
 
 
 def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: int = -1,
@@ -97,8 +101,12 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
         raise ValueError("encoding with a given (tokenizer, model) pair: pass identity=... (the cache key) or cache=False")
     spec = models.resolve(encoder) if lm is None else None
     name = spec.name if spec else str(identity or "custom").split("@")[0].replace("/", "_")[:40]
-    dev = resolve_device(device)
-    dtype = dtype or models.default_dtype(dev)
+    if lm is None:
+        dev = resolve_device(device)
+        dtype = dtype or models.default_dtype(dev)
+    else:  # a given model stays where it is, in its own dtype
+        p = next(lm[1].parameters())
+        dev, dtype = p.device, str(p.dtype).removeprefix("torch.")
     paths = {v: cache_path("embeddings", name,
                            cache_key(model=spec.identity if spec else identity, pooling=v[0], layer=v[1],
                                      normalize=normalize, max_length=max_length, dtype=dtype, texts=texts),

@@ -42,8 +42,12 @@ def generate(prompts, model: str = "smollm2", system: str | None = None, max_new
     if spec is not None and not spec.causal:
         raise ValueError(f"{model!r} is not a causal LLM; use 'smollm2' or a *ForCausalLM model")
     name = spec.name if spec else str(identity or "custom").split("@")[0].replace("/", "_")[:40]
-    dev = resolve_device(device)
-    dtype = dtype or models.default_dtype(dev)
+    if lm is None:
+        dev = resolve_device(device)
+        dtype = dtype or models.default_dtype(dev)
+    else:  # a given model stays where it is, in its own dtype
+        p = next(lm[1].parameters())
+        dev, dtype = p.device, str(p.dtype).removeprefix("torch.")
     key = cache_key(model=spec.identity if spec else identity, system=system, max_new_tokens=max_new_tokens,
                     dtype=dtype, decoding="greedy", prompts=prompts, **({} if chat else {"chat": False}))
     path = cache_path("generations", name, key, ".json", cache_dir)
