@@ -141,7 +141,7 @@ def test_missing_or_unknown_language_models_are_one_line(capsys, monkeypatch):
 
 
 def test_a_corrupt_cache_file_is_named_with_the_fix(tmp_path):
-    from llmrec_lite.io import CacheError, load_npy, save_npy
+    from llmrec_lite.io import CacheError
     from llmrec_lite.retrieval import cached_similar_users
 
     z = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)

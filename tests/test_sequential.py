@@ -70,7 +70,7 @@ def test_early_stopping_and_restore_best_never_read_test(setup, name, monkeypatc
     monkeypatch.setattr(tr, "evaluate", guarded)
     monkeypatch.setattr(ex, "evaluate", real)  # the final test evaluation is train_and_test's, after fitting
     m, res, rec = train_and_test(name, s, progress=False, epochs=3, patience=1, **small(name, s, z))
-    assert rec["best_valid"] == max(r[f"valid_ndcg@10"] for r in res.history)
+    assert rec["best_valid"] == max(r["valid_ndcg@10"] for r in res.history)
 
 
 def test_negatives_exclude_the_users_sequence_and_respect_the_pool(setup):

@@ -12,7 +12,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..config import resolve_device
 from ..io import load_npy, save_npy
 from . import models
 from .cache import cache_key, cache_path
@@ -97,18 +96,9 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
     for p, _ in variants:
         if p not in POOLINGS:
             raise ValueError(f"unknown pooling {p!r}; valid: {POOLINGS}")
-    if lm is not None and cache and not identity:
-        raise ValueError("encoding with a given (tokenizer, model) pair: pass identity=... (the cache key) or cache=False")
-    spec = models.resolve(encoder) if lm is None else None
-    name = spec.name if spec else str(identity or "custom").split("@")[0].replace("/", "_")[:40]
-    if lm is None:
-        dev = resolve_device(device)
-        dtype = dtype or models.default_dtype(dev)
-    else:  # a given model stays where it is, in its own dtype
-        p = next(lm[1].parameters())
-        dev, dtype = p.device, str(p.dtype).removeprefix("torch.")
+    spec, name, ident, dev, dtype = models.where(encoder, lm, identity, device, dtype, cache, "encoding")
     paths = {v: cache_path("embeddings", name,
-                           cache_key(model=spec.identity if spec else identity, pooling=v[0], layer=v[1],
+                           cache_key(model=ident, pooling=v[0], layer=v[1],
                                      normalize=normalize, max_length=max_length, dtype=dtype, texts=texts),
                            ".npy", cache_dir)
              for v in variants}

@@ -9,7 +9,6 @@ import json
 import torch
 from tqdm.auto import tqdm
 
-from ..config import resolve_device
 from ..io import save_json
 from . import models
 from .cache import cache_key, cache_path
@@ -36,19 +35,10 @@ def generate(prompts, model: str = "smollm2", system: str | None = None, max_new
     ``chat=False``: the prompts are continued as plain text (what a model fine-tuned on raw prompt ->
     answer pairs, ``text.finetune``, expects), without the chat template."""
     prompts = [str(p) for p in prompts]
-    if lm is not None and cache and not identity:
-        raise ValueError("generating with a given (tokenizer, model) pair: pass identity=... (the cache key) or cache=False")
-    spec = models.resolve(model) if lm is None else None
+    spec, name, ident, dev, dtype = models.where(model, lm, identity, device, dtype, cache, "generating")
     if spec is not None and not spec.causal:
         raise ValueError(f"{model!r} is not a causal LLM; use 'smollm2' or a *ForCausalLM model")
-    name = spec.name if spec else str(identity or "custom").split("@")[0].replace("/", "_")[:40]
-    if lm is None:
-        dev = resolve_device(device)
-        dtype = dtype or models.default_dtype(dev)
-    else:  # a given model stays where it is, in its own dtype
-        p = next(lm[1].parameters())
-        dev, dtype = p.device, str(p.dtype).removeprefix("torch.")
-    key = cache_key(model=spec.identity if spec else identity, system=system, max_new_tokens=max_new_tokens,
+    key = cache_key(model=ident, system=system, max_new_tokens=max_new_tokens,
                     dtype=dtype, decoding="greedy", prompts=prompts, **({} if chat else {"chat": False}))
     path = cache_path("generations", name, key, ".json", cache_dir)
     if cache and path.is_file():
@@ -67,6 +57,6 @@ def generate(prompts, model: str = "smollm2", system: str | None = None, max_new
             new = gen[:, enc["input_ids"].shape[1]:]
             outputs += [t.strip() for t in tok.batch_decode(new, skip_special_tokens=True)]
     if cache:
-        save_json({"model": spec.identity if spec else identity, "system": system, "max_new_tokens": max_new_tokens,
+        save_json({"model": ident, "system": system, "max_new_tokens": max_new_tokens,
                    "prompts": prompts, "outputs": outputs}, path)
     return outputs

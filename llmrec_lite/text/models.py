@@ -112,3 +112,21 @@ def load(spec: LMSpec, device: str, dtype: str):
 
 def default_dtype(device: torch.device) -> str:
     return "bfloat16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+
+
+def where(name: str, lm=None, identity: str | None = None, device="auto", dtype: str | None = None, cache: bool = True,
+          what: str = "encoding"):
+    """(spec or None, cache folder name, cache identity, device, dtype) of the LM that ``encode_items`` /
+    ``generate`` will use: ``name`` resolved and placed on ``device``, or a given (tokenizer, model) pair ``lm``,
+    which stays where it is, in its own dtype, and is named by ``identity`` (required when caching)."""
+    from ..config import resolve_device
+
+    if lm is None:
+        spec = resolve(name)
+        dev = resolve_device(device)
+        return spec, spec.name, spec.identity, dev, dtype or default_dtype(dev)
+    if cache and not identity:
+        raise ValueError(f"{what} with a given (tokenizer, model) pair: pass identity=... (the cache key) or cache=False")
+    p = next(lm[1].parameters())
+    folder = str(identity or "custom").split("@")[0].replace("/", "_")[:40]
+    return None, folder, identity, p.device, str(p.dtype).removeprefix("torch.")
