@@ -73,7 +73,7 @@ def item_attributes(dataset, fields: str = "all") -> list[dict]:
     return rows
 
 
-def mirm_examples(split: Split, n_per_task: int = 256, history: int = 5, seed: int = 0) -> list[tuple[str, str]]:
+def mirm_examples(split: Split, n_per_task: int = 128, history: int = 5, seed: int = 0) -> list[tuple[str, str]]:
     """(prompt, answer) pairs for MIRM's LoRA fine-tune, from train data only: (a) attributes -> the item's
     description, for items that have one; (b) a user's last ``history`` train items -> the next train item."""
     ds, rng = split.dataset, np.random.default_rng(seed)
