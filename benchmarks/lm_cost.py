@@ -11,7 +11,6 @@ count and the machine. Run it alone: another torch process on the same cores dis
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import platform
+import time
 
 import torch
 
 from . import __version__
 from .config import resolve_device
-from .data import LOADERS, load_dataset, make_split
+from .data import LOADERS, ctr_view, load_dataset, make_split
 from .metrics import GROUPS, evaluate, evaluate_ctr
 from .models import get_model
 from .trainer import fit
@@ -104,9 +106,14 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         if after_stage is not None and stage is not None:
             after_stage(stage, m)
     if spec.task == "ctr":
+        t = time.perf_counter()
         test = evaluate_ctr(m, split, "test", device=resolve_device(device))
+        infer = time.perf_counter() - t
         metrics = {k: test[k] for k in CTR_REPORT + ("positive_rate",)} | {"by_group": test["by_group"]}
-        size = {"n_test_examples": test["n"]}
+        steps = math.ceil(len(split.train) / hp.get("batch_size", inspect.signature(fit).parameters["batch_size"].default))
+        size = {"n_test_examples": test["n"], "history": split.max_history, "train_examples": len(split.train),
+                "seconds_per_train_step": res.seconds_per_epoch / max(steps, 1),
+                "ms_per_inference_example": 1000 * infer / max(test["n"], 1)}
     else:
         test = evaluate(m, split, "test", device=resolve_device(device))
         keep = REPORT + ("hr@20",)
@@ -158,15 +165,25 @@ def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="a
 def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",
         root=None, progress: bool = True, min_rating: float | None = None, k_core: int = 0, **overrides) -> dict:
     """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
-    ``model`` needs, train and test; return the JSON record."""
+    ``model`` needs, train and test; return the JSON record. CTR models also take ``history`` (behaviours per
+    row of the CTR view, default 20) and ``train_examples`` (a seeded subset of the train rows)."""
     protocol = get_model(model).protocol
     resolve_device(device)  # a bad --device fails before any data or LM is loaded
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
     if epochs is not None:
         overrides["epochs"] = epochs
+    ctr = {k: overrides.pop(k) for k in ("history", "train_examples") if k in overrides}
+    if ctr and protocol != "ctr":
+        raise ValueError(f"{sorted(ctr)}: settings of the CTR view (history length, train rows), for CTR models only")
+    check_types(model, ctr, {"history": 20, "train_examples": 1})
     ds = load_dataset(dataset, root=root, min_rating=min_rating, k_core=k_core)
-    split = make_split(ds, protocol, seed=seed)
+    if protocol == "ctr":
+        split = ctr_view(ds, max_history=ctr.get("history", 20))
+        if "train_examples" in ctr:
+            split = split.subsample(train=ctr["train_examples"], seed=seed)
+    else:
+        split = make_split(ds, protocol, seed=seed)
     return train_and_test(model, split, seed=seed, device=device, progress=progress, **overrides)[2]
 
 

@@ -226,6 +226,42 @@ def evaluate_ctr(model, split, stage: str = "test", batch_size: int = 4096, devi
     return out
 
 
+def paired_ctr_difference(a: dict, b: dict, metric: str = "auc", n_resamples: int = 1000, seed: int = 0) -> dict:
+    """``metric`` (auc | logloss) of model a minus model b on the same rows, with a 95% bootstrap interval that
+    resamples users (a user's rows move together: they share a history). ``a``, ``b``: ``evaluate_ctr(...,
+    per_row=True)`` results on the same split and stage. Covers which users are in the test set, not the spread
+    between training seeds."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    if metric not in ("auc", "logloss"):
+        raise ValueError(f"unknown metric {metric!r}; valid: auc, logloss")
+    for r in (a, b):
+        if "per_row" not in r:
+            raise ValueError("pass results of evaluate_ctr(..., per_row=True)")
+    ra, rb = a["per_row"], b["per_row"]
+    if not (np.array_equal(ra["user"], rb["user"]) and np.array_equal(ra["item"], rb["item"])):
+        raise ValueError("the two results cover different rows; evaluate both on the same split and stage")
+    y = ra["label"]
+
+    def score(p, w):
+        if metric == "auc":
+            return roc_auc_score(y, p, sample_weight=w)
+        return log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), sample_weight=w, labels=[0, 1])
+
+    users, inverse = np.unique(ra["user"], return_inverse=True)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_resamples):
+        w = np.bincount(rng.integers(len(users), size=len(users)), minlength=len(users))[inverse].astype(float)
+        if (w * y).sum() == 0 or (w * (1 - y)).sum() == 0:
+            continue  # a resample with one class only has no AUC
+        diffs.append(score(ra["prob"], w) - score(rb["prob"], w))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    ones = np.ones(len(y))
+    return {"diff": float(score(ra["prob"], ones) - score(rb["prob"], ones)), "low": float(low), "high": float(high),
+            "n_rows": int(len(y)), "n_users": int(len(users))}
+
+
 def _check_ctr(labels, scores):
     labels, scores = np.asarray(labels, float).ravel(), np.asarray(scores, float).ravel()
     if labels.shape != scores.shape:

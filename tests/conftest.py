@@ -64,13 +64,15 @@ def tiny_llama():
     return make_tiny_llama()
 
 
-def make_tiny_llama():
-    """A fresh tiny llama (never called before: no hidden-state hooks installed yet)."""
+def make_tiny_llama(texts=None):
+    """A fresh tiny llama (never called before: no hidden-state hooks installed yet); its word-level vocabulary
+    is TINY_WORDS, or every word of ``texts`` (split as its whitespace / punctuation pre-tokenizer splits them)."""
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]"] + TINY_WORDS)}
+    words = TINY_WORDS if texts is None else sorted({w for t in texts for w, _ in pre_tokenizers.Whitespace().pre_tokenize_str(t)})
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[EOS]"] + words)}
     t = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     t.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = PreTrainedTokenizerFast(tokenizer_object=t, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]")

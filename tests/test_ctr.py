@@ -11,7 +11,7 @@ from llmrec_lite.metrics import auc, evaluate_ctr, logloss
 from llmrec_lite.models import DIN, MODELS
 from llmrec_lite.models.base import CTRRecommender
 
-CTR = sorted(n for n, spec in MODELS.items() if spec.task == "ctr")
+CTR = sorted(n for n, spec in MODELS.items() if spec.task == "ctr" and not spec.reads_text)  # LLM CTR models: their own tests
 
 
 def tiny():
@@ -132,3 +132,23 @@ def test_din_attention_ignores_padding(synth):
         m.item_emb.weight[0] = 100.0  # the padding row's content must not matter
     v2, _ = m.interest(e_t, hist)
     assert torch.allclose(v1, v2)
+
+
+def test_paired_ctr_difference_by_hand():
+    from llmrec_lite.metrics import paired_ctr_difference
+
+    rng = np.random.default_rng(0)
+    n = 400
+    user, item, label = rng.integers(40, size=n), rng.integers(30, size=n), (rng.random(n) < 0.4).astype(float)
+    good = np.clip(0.5 + 0.3 * (label - 0.5) + 0.2 * rng.random(n) - 0.1, 0.01, 0.99)  # informative
+    noise = rng.random(n)  # chance
+    res = lambda p: {"per_row": {"label": label, "prob": p, "user": user, "item": item}}
+    d = paired_ctr_difference(res(good), res(noise), "auc", n_resamples=300)
+    assert d["diff"] == pytest.approx(auc(label, good) - auc(label, noise))
+    assert 0 < d["low"] < d["diff"] < d["high"] and d["n_users"] == len(np.unique(user))
+    same = paired_ctr_difference(res(good), res(good), "logloss", n_resamples=50)
+    assert same["diff"] == same["low"] == same["high"] == 0
+    with pytest.raises(ValueError, match="different rows"):
+        paired_ctr_difference(res(good), {"per_row": {"label": label, "prob": good, "user": user[::-1], "item": item}})
+    with pytest.raises(ValueError, match="per_row=True"):
+        paired_ctr_difference(res(good), {"auc": 0.5})

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec_lite.data import leave_one_out, random_split
+from llmrec_lite.data import ctr_view, leave_one_out, random_split
 from llmrec_lite.metrics import evaluate
 from llmrec_lite.models import MODELS, MF, SASRec, get_model
 from llmrec_lite.models.base import PairSampler
@@ -159,7 +159,7 @@ def test_every_text_model_checks_its_item_table(synth, name):
     """One text-features helper (models.base.text_features): each text-reading model refuses an item table
     whose rows do not match the catalogue, with the same message."""
     spec = get_model(name)
-    s = random_split(synth) if spec.protocol == "random" else leave_one_out(synth)
+    s = random_split(synth) if spec.protocol == "random" else ctr_view(synth) if spec.protocol == "ctr" else leave_one_out(synth)
     z = np.random.default_rng(0).standard_normal((s.n_items - 1, 32)).astype(np.float32)
     with pytest.raises(ValueError, match=f"item embeddings have {s.n_items - 1} rows .* {s.n_items} items"):
         spec.cls(s, item_z=z)

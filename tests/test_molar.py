@@ -154,25 +154,30 @@ def test_post_alignment_brings_each_content_embedding_to_its_own_id_embedding(se
 
     matplotlib.use("Agg")
     from llmrec_lite.explore import alignment_cosines, draw_molar_alignment
+    from llmrec_lite.explore.molar import user_pairs
 
     s, z = setup
     sas, _, _ = train_and_test("sasrec", s, progress=False, epochs=5, dim=16, loss_type="bce")
     kw = dict(dim=16, lm=tiny_llama(), layers=(0, 2), patience=100, batch_size=16, restore_best=False)
     users = torch.arange(s.n_users)
-    out = {}
+    out, models = {}, {}
     for w in (0.0, 5.0):
         m, _, _ = train_and_test("molar", s, progress=False, item_z=z, id_model=sas, align_weight=w, epochs=60, **kw)
-        m.eval()
+        models[w] = m.eval()
         with torch.no_grad():
             content, ids = m.user_embeddings(users, "test")
             out[w] = (in_batch_info_nce(content, ids, m.tau).item(), alignment_cosines(m, sas, s))
     (l0, c0), (l5, c5) = out[0.0], out[5.0]
     assert l5 < l0 - 0.5  # the alignment loss over all users, the quantity post-alignment lowers
     assert c5["own"].mean() - c5["other"].mean() > c0["own"].mean() - c0["other"].mean() + 0.02
-    fig, rec = draw_molar_alignment(s, z, sas, align_weight=5.0, tau=0.1, epochs=2, **kw)
+    content, ids = user_pairs(models[5.0], sas, s, n_users=None)  # the map's points: the cosines' pairs
+    np.testing.assert_allclose(np.linalg.norm(content, axis=1), 1, atol=1e-5)
+    np.testing.assert_allclose((content * ids).sum(1), alignment_cosines(models[5.0], sas, s, n_users=None)["own"], atol=1e-5)
+    fig, rec = draw_molar_alignment(s, z, sas, align_weight=5.0, tau=0.1, epochs=2, before=models[0.0], **kw)
     assert rec["metrics"] == train_and_test("molar", s, progress=False, item_z=z, id_model=sas, align_weight=5.0,
                                             epochs=2, **kw)[2]["metrics"]  # the explorer trains what it says
     assert fig.axes[0].get_xlabel().startswith("cos(content user embedding")
+    assert fig.axes[1].get_title().startswith("before alignment") and fig.axes[2].get_title().startswith("after: lambda=5")
 
 
 def test_scores_in_length_chunks_equal_one_padded_batch(setup):

@@ -229,6 +229,27 @@ class CTRSplit(Split):
                            "label": df["label"].to_numpy(np.float32), "hist": hist, "hist_label": hlab}
         return cache[part]
 
+    def subsample(self, train: int | None = None, valid: int | None = None, test: int | None = None,
+                  seed: int = 0) -> "CTRSplit":
+        """A copy that keeps a fixed random subset of each part's rows (None: all of them), for models whose
+        steps cost seconds (an LM over every behaviour): every model given the copy trains and is tested on the
+        same rows. Head/tail items and users stay those of the full train part."""
+        rng = np.random.default_rng(seed)
+        parts = {}
+        for name, n in (("train", train), ("valid", valid), ("test", test)):
+            df = self.part(name)
+            if n is not None and not 1 <= n:
+                raise ValueError(f"subsample: {name}={n}; give a positive number of rows or None (all)")
+            keep = np.sort(rng.choice(len(df), n, replace=False)) if n is not None and n < len(df) else np.arange(len(df))
+            parts[name] = df.iloc[keep].reset_index(drop=True)
+        out = CTRSplit(self.dataset, self.protocol, parts["train"], parts["valid"], parts["test"], seed=self.seed,
+                       head_item_share=self.head_item_share, tail_user_share=self.tail_user_share,
+                       info=self.info | {"subsample": {"train": train, "valid": valid, "test": test, "seed": seed}},
+                       cold_items=self.cold_items, threshold=self.threshold, max_history=self.max_history)
+        for name in ("item_popularity", "user_history_length", "head_items", "tail_users"):
+            out.__dict__[name] = getattr(self, name)  # the groups of the full data
+        return out
+
 
 def ctr_view(ds: Dataset, threshold: float = 4, max_history: int = 20, ratios=(0.8, 0.1, 0.1)) -> CTRSplit:
     """Each rating becomes (user, item, label = rating >= threshold, history): the user's last

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .alpharec import AlphaRec, AlphaRecLinear
+from .bahe import BAHE
 from .base import CTRRecommender, Recommender
 from .din import DIN
 from .lightgcn import LightGCN
@@ -68,3 +69,7 @@ def get_model(name: str) -> ModelSpec:
 
 __all__ = ["MODELS", "DIN", "PAD", "AlphaRec", "AlphaRecLinear", "CTRRecommender", "IDTextConcat", "LLMESR", "LightGCN",
            "MF", "ModelSpec", "Molar", "Pop", "Recommender", "SASRec", "get_model", "register"]
+# BAHE: SmolLM2 cut at layer 4, two trainable upper layers; small batches (the token-level baseline runs the
+# lower layers over every behaviour's tokens at each step), early stop on valid AUC
+register("bahe", BAHE, "ctr", task="ctr", reads_text=True, paper="BAHE", lr=1e-3, batch_size=64, epochs=20, patience=2,
+         valid_metric="auc")

@@ -6,7 +6,8 @@
     h = up(low(low.embed(input_ids), mask), mask)        # == the full model's last hidden state (pre-norm)
 
 BAHE runs the lower layers over each behaviour's tokens once and the upper layers over the sequence of
-behaviour vectors; Molar's user-embedding generator runs pre-trained layers over item vectors. A slice
+behaviour vectors; Molar's user-embedding generator runs pre-trained layers over item vectors. A model that
+trains a slice takes a private copy (``slice_copy``), so the shared cached LM stays as it was. A slice
 gives each layer its rotary position embeddings (positions counted from the first real position, so
 left padding is harmless) and a causal + padding mask, as the full model does.
 """
@@ -95,3 +96,22 @@ class DecoderSlice(nn.Module):
             out = layer(h, attention_mask=mask4, position_ids=positions, position_embeddings=pos_emb)
             h = out[0] if isinstance(out, tuple) else out
         return self.norm(h) if self.norm is not None else h
+
+
+def slice_copy(lm, start: int, stop: int, trainable: bool = True, final_norm: bool = True, tokens: bool = False):
+    """A private float32 copy of layers ``start``..``stop - 1`` of ``lm`` (a name, or a (tokenizer, model) pair),
+    with the final norm if asked, and the word embeddings only when ``tokens=True`` (a slice that reads token
+    ids through ``embed``); plus the mean norm of the LM's token embeddings (the input scale its layers were
+    trained on). The LM itself is left as it was (its parameters' ``requires_grad`` flags included)."""
+    model = lm[1] if isinstance(lm, tuple) else load_decoder(lm, fresh=False)[1]
+    token_norm = float(model.get_input_embeddings().weight.detach().float().norm(dim=1).mean())
+    flags = {p: p.requires_grad for p in model.parameters()}
+    shared = DecoderSlice(model, start, stop, trainable=False, final_norm=final_norm)
+    if not tokens:
+        shared.embed_tokens = None  # the slice reads vectors, never tokens: no copy of the vocabulary
+    own = copy.deepcopy(shared).float()
+    for p, flag in flags.items():
+        p.requires_grad_(flag)
+    for p in own.parameters():
+        p.requires_grad_(trainable)
+    return own, token_norm

@@ -1,0 +1,180 @@
+"""Notebook 05 (BAHE): how often a token-level LLM CTR model re-encodes the same behaviour, what the
+complexity formulas predict for this data and model, and the measured cost of both encodings."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def behaviour_counts(dataset, histories=(10, 20, 50, 100)) -> pd.DataFrame:
+    """Per history length M: how many behaviour encodings the CTR view's rows ask for token-level (every
+    behaviour of every row's history, each a fresh LM pass over its tokens) against BAHE (each distinct
+    behaviour once). Rows and histories as ``data.ctr_view`` builds them (strictly earlier ratings, the last M),
+    counted without building the view."""
+    df = dataset.interactions.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+    idx = np.arange(len(df))
+    start = df.groupby("user").cumcount().to_numpy()
+    end = idx - df.groupby(["user", "timestamp"]).cumcount().to_numpy()  # history = rows [lo, end)
+    earlier = end - (idx - start)  # ratings strictly before this one
+    out = []
+    for m in histories:
+        length = np.minimum(earlier, m)
+        distinct = _distinct_behaviours(df, end, length)
+        total = int(length.sum())
+        out.append({"history M": m, "rows": len(df), "mean behaviours per row": length.mean(),
+                    "token-level encodings": total, "BAHE encodings (distinct)": distinct,
+                    "times each behaviour is re-encoded": total / max(distinct, 1)})
+    return pd.DataFrame(out).set_index("history M")
+
+
+def _distinct_behaviours(df: pd.DataFrame, end: np.ndarray, length: np.ndarray) -> int:
+    """Distinct items appearing in at least one row's history (rows [end - length, end))."""
+    n = len(df)
+    cover = np.zeros(n + 1, np.int64)
+    np.add.at(cover, end - length, 1)
+    np.add.at(cover, end, -1)
+    covered = np.cumsum(cover)[:n] > 0  # row i is inside some history
+    return int(np.unique(df["item"].to_numpy()[covered]).size)
+
+
+def predicted_cost(n_seq: int, m: int, k: float, l_low: int, l_high: int, hidden: int, layer_params: int) -> dict:
+    """FLOPs of one training example under the two encodings, from the layer shapes: a decoder layer costs
+    2 P T (its P weights, per token) + 4 T^2 H (attention scores and mixing) forward over T positions, and a
+    trainable layer 3x that (forward + backward); frozen lower layers run forward only. Token level runs
+    N sequences of M K tokens through L_low + L_high layers; BAHE runs N sequences of M behaviour vectors
+    through L_high layers (its table was paid once, offline)."""
+    def layer(t):
+        return 2 * layer_params * t + 4 * t * t * hidden
+
+    t_tok = m * k
+    token = n_seq * (l_low * layer(t_tok) + 3 * l_high * layer(t_tok))
+    atomic = n_seq * 3 * l_high * layer(m)
+    return {"token-level FLOPs": token, "BAHE FLOPs": atomic, "predicted speed-up": token / atomic,
+            "table FLOPs per behaviour (once)": l_low * layer(k)}
+
+
+def measure_encodings(view, batch_size: int = 16, reps: int = 3, device="cpu", seed: int = 0,
+                      encodings=("token", "atomic"), **model_kw) -> dict:
+    """Seconds and peak tensor memory of one training step (loss, backward, Adam step) and milliseconds per
+    example of inference, for each encoding, on one fixed batch of ``view``'s train rows whose history is
+    full (``view.max_history`` behaviours); the encodings are built with the same seed (same weights).
+    Also the predicted speed-up (``predicted_cost``) for the batch's real tokens per behaviour."""
+    import torch
+
+    from ..models import BAHE
+    from ..models.base import ctr_batch
+    from ..profiling import measure
+
+    a = view.arrays("train")
+    m = view.max_history
+    full = np.flatnonzero((a["hist"] > 0).sum(1) == m)
+    if len(full) < batch_size:
+        raise ValueError(f"only {len(full)} train rows have {m} behaviours; a smaller batch_size or history")
+    batch = ctr_batch(a, np.random.default_rng(seed).choice(full, batch_size, replace=False), device)
+    row = {"history": m, "batch": batch_size}
+    for enc in encodings:
+        torch.manual_seed(seed)
+        model = BAHE(view, encoding=enc, **model_kw).to(device)
+        opt = torch.optim.Adam([p for g in model.param_groups(1e-4) for p in g["params"]], lr=1e-4)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            model.loss(batch).backward()
+            opt.step()
+
+        def infer():
+            with torch.no_grad():
+                model.predict(batch)
+
+        model.train()
+        s, mb = measure(step, device, reps=reps)
+        model.eval()
+        si, _ = measure(infer, device, reps=reps)
+        row |= {f"{enc} s/step": s, f"{enc} peak MB": mb, f"{enc} ms/example": 1000 * si / batch_size}
+    from ..text.layers import load_decoder
+
+    tok = model_kw.get("lm") or load_decoder(model_kw.get("encoder", "smollm2"), fresh=False)
+    k_max = model_kw.get("tokens", 16)
+    ids = batch["hist"][batch["hist"] > 0].cpu().numpy() - 1
+    texts = view.dataset.item_texts
+    k = float(np.mean([len(tok[0](str(texts[i]), truncation=True, max_length=k_max)["input_ids"]) for i in ids]))
+    lm = model.upper
+    layer_params = sum(p.numel() for p in lm.layers[0].parameters())
+    pred = predicted_cost(model.n_seq, m, k, model_kw.get("split_layer", 4), model_kw.get("upper_layers", 2),
+                          model.atoms.shape[1], layer_params)
+    row["tokens per behaviour"] = k
+    if "token s/step" in row and "atomic s/step" in row:
+        row |= {"speed-up": row["token s/step"] / row["atomic s/step"],
+                "memory ratio": row["token peak MB"] / max(row["atomic peak MB"], 1e-9)}
+    row["predicted speed-up"] = pred["predicted speed-up"]
+    return row
+
+
+def plot_counts(counts: dict, ax=None):
+    """How many times each behaviour is encoded token-level (BAHE: once) per history length, per dataset:
+    ``counts`` = {dataset: behaviour_counts(...)}."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.2))
+    for k, (name, t) in enumerate(counts.items()):
+        ax.plot(t.index, t["times each behaviour is re-encoded"], "o-", c=f"C{k}", label=name)
+    ax.set(xscale="log", yscale="log", xlabel="behaviours per row (history M)",
+           ylabel="encodings per distinct behaviour", title="token level re-encodes each behaviour (BAHE: once)")
+    ax.set_xticks(list(next(iter(counts.values())).index), [str(m) for m in next(iter(counts.values())).index])
+    ax.legend(frameon=False)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_costs(cost: pd.DataFrame, axes=None):
+    """Seconds per training step, peak memory per step (log scales) and the speed-up, measured against
+    predicted, across history lengths: ``cost`` = rows of ``measure_encodings`` with a "dataset" column."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for k, (name, t) in enumerate(cost.groupby("dataset", sort=False)):
+        for enc, ls in (("token", "-"), ("atomic", "--")):
+            label = f"{name}, {'token level' if enc == 'token' else 'BAHE'}"
+            axes[0].plot(t["history"], t[f"{enc} s/step"], ls, marker="o", c=f"C{k}", label=label)
+            axes[1].plot(t["history"], t[f"{enc} peak MB"], ls, marker="o", c=f"C{k}", label=label)
+        axes[2].plot(t["history"], t["speed-up"], "-", marker="o", c=f"C{k}", label=f"{name}, measured")
+        axes[2].plot(t["history"], t["predicted speed-up"], ":", marker="x", c=f"C{k}", label=f"{name}, predicted")
+    for ax, ylabel in zip(axes, ("seconds per training step", "peak MB per training step", "token level / BAHE time")):
+        ax.set(xscale="log", yscale="log", xlabel="history M", ylabel=ylabel)
+        ax.legend(frameon=False, fontsize=7)
+    axes[0].figure.tight_layout()
+    return axes[0].figure
+
+
+def draw_bahe_point(grid: pd.DataFrame, split_layer: int, history: int):
+    """The explorer's drawing: the (split layer, history) grid's time, memory and AUC, the chosen point
+    circled. ``grid``: rows with split_layer, history, "atomic s/step", "atomic peak MB", "token s/step" and
+    optionally "auc" (BAHE trained at that split)."""
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in ("atomic s/step", "token s/step", "atomic peak MB", "auc") if c in grid]
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 3.2), squeeze=False)
+    pick = grid[(grid["split_layer"] == split_layer) & (grid["history"] == history)]
+    for ax, c in zip(axes[0], cols):
+        for k, (sl, t) in enumerate(grid.groupby("split_layer")):
+            ax.plot(t["history"], t[c], "o-", c=f"C{k}", label=f"split at layer {sl}")
+        if len(pick):
+            ax.scatter(pick["history"], pick[c], s=160, facecolors="none", edgecolors="k", lw=1.5)
+        ax.set(xlabel="history M", ylabel=c, xscale="log", yscale="log" if "auc" not in c else "linear")
+        ax.legend(frameon=False, fontsize=7)
+    if len(pick):
+        r = pick.iloc[0]
+        fig.suptitle(f"split at layer {split_layer}, history {history}: " + ", ".join(f"{c} {r[c]:.3g}" for c in cols), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def bahe_widget(grid: pd.DataFrame):
+    """ipywidgets front-end of ``draw_bahe_point`` over a computed grid."""
+    import ipywidgets as w
+
+    return w.interact(lambda split_layer, history: draw_bahe_point(grid, split_layer, history),
+                      split_layer=w.Dropdown(options=sorted(grid["split_layer"].unique().tolist())),
+                      history=w.Dropdown(options=sorted(grid["history"].unique().tolist())))

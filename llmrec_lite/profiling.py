@@ -1,0 +1,55 @@
+"""Time and memory of one call, the same way on a CPU and a GPU (BAHE's cost tables, the benchmarks).
+
+    seconds, peak_mb = measure(lambda: model.loss(batch).backward(), device)
+
+Peak memory is the highest total of tensor memory allocated during the call above what was allocated before
+it (activations, gradients, temporaries; the weights already held do not count): on CUDA from the caching
+allocator's statistics, on a CPU from torch's profiler (each op's net allocation and every free, in time
+order; an op that allocates and frees inside itself counts with its net, so a CPU peak can read a little low).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+def peak_memory_mb(fn, device="cpu") -> float:
+    """MB of tensor memory ``fn()`` needs at its peak, above what was allocated when it started."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # each op's own net allocation at its start ("self": its children count for themselves), and the frees
+    # that happen between ops ("[memory]" events)
+    changes = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events() if e.self_cpu_memory_usage)
+    live = peak = 0
+    for _, delta in changes:
+        live += delta
+        peak = max(peak, live)
+    return peak / 2 ** 20
+
+
+def measure(fn, device="cpu", reps: int = 3, warmup: int = 1) -> tuple[float, float]:
+    """(median seconds per call over ``reps`` calls after ``warmup``, peak MB of one call)."""
+    device = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        sync()
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2], peak_memory_mb(fn, device)

@@ -1,0 +1,228 @@
+"""BAHE: the behaviour table is the lower layers' mean-pooled output, the token-level baseline differs only in
+where behaviours are encoded (same start, same head), lower layers never train, the N behaviour sequences are
+independent rows, padding and batch mates change nothing; the CTR view's subsample and history settings."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_tiny_llama
+from llmrec_lite.data import ctr_view, leave_one_out
+from llmrec_lite.experiment import run, train_and_test
+from llmrec_lite.models import BAHE
+from llmrec_lite.models.bahe import behaviour_sequences, compact
+from llmrec_lite.models.base import ctr_batch
+
+KW = dict(split_layer=2, upper_layers=2, tokens=8, dim=16, hidden=(16,), dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def setup(synth):
+    view = ctr_view(synth, max_history=6)
+    return view, make_tiny_llama(synth.item_texts)
+
+
+def batch(view, rows=None, part="train"):
+    a = view.arrays(part)
+    return ctr_batch(a, np.arange(len(a["label"])) if rows is None else np.asarray(rows), "cpu")
+
+
+def test_sequences_and_compaction_by_hand():
+    hist = torch.tensor([[0, 3, 5, 7], [2, 4, 0, 6]])
+    lab = torch.tensor([[-1, 1, 0, 1], [0, 0, -1, 1]])
+    assert behaviour_sequences(hist, lab, "label").tolist() == [[0, 3, 0, 7], [0, 0, 0, 6], [0, 0, 5, 0], [2, 4, 0, 0]]
+    assert behaviour_sequences(hist, lab, "all").tolist() == hist.tolist()
+    v, m = compact(torch.tensor([[0, 3, 0, 7], [0, 0, 0, 0]]), torch.tensor([[0, 1, 0, 1], [0, 0, 0, 0]]).bool())
+    assert v.tolist() == [[3, 7], [0, 0]] and m.tolist() == [[True, True], [False, False]]
+
+
+def test_behaviour_table_is_the_lower_layers_mean_pooled(setup):
+    view, pair = setup
+    m = BAHE(view, lm=pair, encoding="token", **KW).eval()
+    with torch.no_grad():
+        for i in (0, 7, 25):
+            mask = m.tok_mask[i + 1]
+            x = m.lower(m.lower.embed(m.tok_ids[i + 1][mask][None]), torch.ones(1, int(mask.sum()), dtype=torch.long))
+            assert torch.allclose(x[0].mean(0), m.atoms[i + 1], atol=1e-4)
+    assert torch.equal(m.atoms[0], torch.zeros_like(m.atoms[0]))  # padding row
+
+
+def test_both_encodings_start_from_the_same_weights(setup):
+    view, pair = setup
+    torch.manual_seed(1)
+    a = BAHE(view, lm=pair, encoding="atomic", **KW).state_dict()
+    torch.manual_seed(1)
+    t = BAHE(view, lm=pair, encoding="token", **KW).state_dict()
+    assert set(a) < set(t) and all(k.startswith(("lower.", "tok_")) for k in set(t) - set(a))
+    assert all(torch.equal(a[k], t[k]) for k in a)
+
+
+@pytest.mark.parametrize("encoding", ["atomic", "token"])
+def test_lower_layers_never_train_and_the_shared_lm_is_untouched(setup, encoding):
+    view, pair = setup
+    before = {n: p.detach().clone() for n, p in pair[1].named_parameters()}
+    flags = {n: p.requires_grad for n, p in pair[1].named_parameters()}
+    m = BAHE(view, lm=pair, encoding=encoding, **KW)
+    opt = torch.optim.Adam([g for grp in m.param_groups(1e-2) for g in grp["params"]], lr=1e-2)
+    loss = m.loss(batch(view, range(32)))
+    loss.backward()
+    assert all(p.grad is not None for p in m.upper.parameters())
+    if m.lower is not None:
+        assert all(not p.requires_grad and p.grad is None for p in m.lower.parameters())
+    opt.step()
+    assert all(torch.equal(p, before[n]) for n, p in pair[1].named_parameters())
+    assert {n: p.requires_grad for n, p in pair[1].named_parameters()} == flags
+    grouped = {id(p) for g in m.param_groups(1e-3) for p in g["params"]}
+    assert not grouped & {id(p) for p in (m.lower.parameters() if m.lower is not None else [])}
+
+
+@pytest.mark.parametrize("encoding", ["atomic", "token"])
+def test_sequences_are_independent_and_padding_changes_nothing(setup, encoding):
+    view, pair = setup
+    m = BAHE(view, lm=pair, encoding=encoding, **KW).eval()
+    a = view.arrays("train")
+    rows = np.flatnonzero(((a["hist_label"] == 1).sum(1) >= 2) & ((a["hist_label"] == 0).sum(1) >= 1))[:8]
+    b = batch(view, rows)
+    with torch.no_grad():
+        u = m.user_vector(b)
+        b2 = dict(b, hist=b["hist"].clone())
+        r, c = 0, int(torch.nonzero(b["hist_label"][0] == 0)[0])
+        b2["hist"][r, c] = 1 + (int(b["hist"][r, c]) % view.n_items)  # another disliked behaviour
+        u2 = m.user_vector(b2)
+        d = KW["dim"]
+        assert torch.equal(u2[:, :d], u[:, :d])  # the liked sequence never sees the disliked one
+        assert not torch.allclose(u2[0, d:], u[0, d:]) and torch.equal(u2[1:], u[1:])
+        # more left padding, and the row alone instead of in a batch: the same prediction
+        wide = dict(b, hist=torch.cat([torch.zeros(len(rows), 5, dtype=torch.long), b["hist"]], 1),
+                    hist_label=torch.cat([torch.full((len(rows), 5), -1), b["hist_label"]], 1))
+        p = m.predict(b)
+        assert torch.allclose(m.predict(wide), p, atol=1e-5)
+        alone = {k: v[3:4] for k, v in b.items()}
+        assert torch.allclose(m.predict(alone), p[3:4], atol=1e-5)
+        empty = torch.zeros(2, 6, dtype=torch.long)
+        assert torch.equal(m.sequence_states(empty), torch.zeros(2, m.atoms.shape[1]))
+
+
+def test_bahe_learns_and_reproduces(setup):
+    view, pair = setup
+    recs = []
+    for _ in range(2):
+        _, res, rec = train_and_test("bahe", view, lm=pair, **KW, progress=False, epochs=6, patience=6, batch_size=32, lr=3e-3)
+        recs.append(rec)
+    assert res.history[-1]["loss"] < res.history[0]["loss"]
+    assert recs[0]["metrics"] == recs[1]["metrics"] and recs[0]["metrics"]["auc"] > 0.6
+    assert recs[0]["history"] == 6 and recs[0]["train_examples"] == len(view.train)
+    assert recs[0]["seconds_per_train_step"] > 0 and recs[0]["ms_per_inference_example"] > 0
+
+
+def test_random_behaviour_table_keeps_the_scale_not_the_content(setup):
+    view, pair = setup
+    lm = BAHE(view, lm=pair, **KW).atoms[1:]
+    rnd = BAHE(view, lm=pair, atomic="random", **KW).atoms[1:]
+    assert rnd.shape == lm.shape and not torch.allclose(rnd, lm)
+    assert torch.allclose(rnd.mean(0), lm.mean(0), atol=3 * float(lm.std(0).max()) / len(lm) ** 0.5)
+    assert torch.equal(rnd, BAHE(view, lm=pair, atomic="random", **KW).atoms[1:])  # seeded
+
+
+def test_bad_settings_are_named(setup, synth):
+    view, pair = setup
+    with pytest.raises(ValueError, match="split_layer=3, upper_layers=2"):
+        BAHE(view, lm=pair, **KW | dict(split_layer=3))
+    with pytest.raises(ValueError, match="unknown encoding 'tokens'"):
+        BAHE(view, lm=pair, **KW | dict(encoding="tokens"))
+    with pytest.raises(ValueError, match="only encoding='atomic'"):
+        BAHE(view, lm=pair, **KW | dict(encoding="token", atomic="random"))
+    with pytest.raises(ValueError, match="CTR model"):
+        BAHE(leave_one_out(synth), lm=pair, **KW)
+    z = np.random.default_rng(0).standard_normal((view.n_items, 32)).astype(np.float32)
+    assert np.array_equal(BAHE(view, lm=pair, item_z=z, **KW).atoms[1:].numpy(), z)  # a given table is the table
+    with pytest.raises(ValueError, match="item_z has 8 columns; the upper layers read 32"):
+        BAHE(view, lm=pair, item_z=z[:, :8], **KW)
+    with pytest.raises(ValueError, match="item_z .* is for encoding='atomic'"):
+        BAHE(view, lm=pair, item_z=z, **KW | dict(encoding="token"))
+
+
+def test_subsample_keeps_the_full_groups_and_is_seeded(synth):
+    view = ctr_view(synth)
+    s = view.subsample(train=100, test=30, seed=3)
+    assert (len(s.train), len(s.valid), len(s.test)) == (100, len(view.valid), 30)
+    assert np.array_equal(s.head_items, view.head_items) and np.array_equal(s.tail_users, view.tail_users)
+    assert s.train.equals(view.subsample(train=100, test=30, seed=3).train)
+    assert not s.train.equals(view.subsample(train=100, seed=4).train)
+    assert s.arrays("train")["hist"].shape == (100, view.max_history)
+    assert set(map(tuple, s.train[["user", "item"]].to_numpy())) <= set(map(tuple, view.train[["user", "item"]].to_numpy()))
+    with pytest.raises(ValueError, match="positive number of rows"):
+        view.subsample(train=0)
+
+
+def test_run_takes_the_ctr_view_settings():
+    rec = run("din", "synthetic", epochs=1, progress=False, history=4, train_examples=120)
+    assert rec["history"] == 4 and rec["train_examples"] == 120
+    with pytest.raises(ValueError, match="for CTR models only"):
+        run("sasrec", "synthetic", epochs=1, progress=False, history=4)
+    with pytest.raises(ValueError, match="expected int"):
+        run("din", "synthetic", epochs=1, progress=False, history="long")
+
+
+def test_behaviour_counts_by_hand():
+    from llmrec_lite.explore.bahe import behaviour_counts
+    from test_ctr import tiny
+
+    t = behaviour_counts(tiny(), histories=(3, 1))
+    # user 1: histories of 0,1,2,2,3,3 behaviours (items 3 and 4 share a second), user 2: 0,1,2
+    assert t.loc[3, "token-level encodings"] == 14 and t.loc[3, "BAHE encodings (distinct)"] == 5
+    # last behaviour only: user 1 reads items 1,2,2,4,5 and user 2 items 1,2 -> 7 encodings of 4 distinct items
+    assert t.loc[1, "token-level encodings"] == 7 and t.loc[1, "BAHE encodings (distinct)"] == 4
+    assert t.loc[1, "times each behaviour is re-encoded"] == pytest.approx(7 / 4)
+
+
+def test_peak_memory_counts_what_is_alive_at_once():
+    from llmrec_lite.profiling import peak_memory_mb
+
+    mb = 4 * 2 ** 20 / 2 ** 20  # one 1M-float tensor = 4 MB
+
+    def together():
+        a = torch.ones(2 ** 20)
+        b = torch.ones(2 ** 20)
+        return float((a + b)[0])  # a, b and their sum alive at once: 12 MB
+
+    def one_after_another():
+        for _ in range(3):
+            a = torch.ones(2 ** 20)
+            del a
+
+    assert 3 * mb <= peak_memory_mb(together) < 3.5 * mb
+    assert mb <= peak_memory_mb(one_after_another) < 1.5 * mb
+
+
+def test_predicted_cost_by_hand():
+    from llmrec_lite.explore.bahe import predicted_cost
+
+    # one behaviour of one token: token level = lower (forward) + upper (3x) over the same single position
+    assert predicted_cost(1, 1, 1, l_low=3, l_high=1, hidden=8, layer_params=100)["predicted speed-up"] == pytest.approx(2.0)
+    p = predicted_cost(2, 20, 10, l_low=4, l_high=2, hidden=576, layer_params=3_500_000)
+    layer = lambda t: 2 * 3_500_000 * t + 4 * t * t * 576
+    assert p["token-level FLOPs"] == 2 * (4 * layer(200) + 6 * layer(200)) and p["BAHE FLOPs"] == 2 * 6 * layer(20)
+
+
+def test_measured_costs_and_their_plots(setup, synth):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from llmrec_lite.explore.bahe import behaviour_counts, draw_bahe_point, measure_encodings, plot_costs, plot_counts
+
+    view, pair = setup
+    row = measure_encodings(view, batch_size=4, reps=1, lm=pair, **KW)
+    assert row["history"] == 6 and row["token s/step"] > 0 and row["atomic s/step"] > 0
+    assert row["token peak MB"] > 0 and row["atomic peak MB"] > 0 and 1 <= row["tokens per behaviour"] <= KW["tokens"]
+    assert row["speed-up"] == pytest.approx(row["token s/step"] / row["atomic s/step"])
+    cost = pd.DataFrame([{"dataset": "synthetic"} | row, {"dataset": "synthetic"} | row | {"history": 12}])
+    assert len(plot_costs(cost).axes) == 3
+    grid = pd.DataFrame([{"split_layer": k, "history": m, "atomic s/step": 0.1 * k, "token s/step": 0.5 * k * m,
+                          "atomic peak MB": 10.0 * m, "auc": 0.6 + 0.01 * k} for k in (1, 2) for m in (5, 10)])
+    fig = draw_bahe_point(grid, 2, 10)
+    assert len(fig.axes) == 4 and "split at layer 2, history 10" in fig._suptitle.get_text()
+    assert plot_counts({"synthetic": behaviour_counts(synth, (2, 4))}).axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError, match="have 50 behaviours"):
+        measure_encodings(ctr_view(synth, max_history=50), batch_size=4, reps=1, lm=pair, **KW)
