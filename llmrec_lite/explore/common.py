@@ -39,10 +39,8 @@ def popularity_bins(split: Split) -> np.ndarray:
     return np.where(pop == 0, "unseen", lab)
 
 
-def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap", title: str = "", seed: int = 0,
-                 labels=("projected text embeddings", "ID embeddings")):
-    """Two distributions (by default projected item text vectors and item ID vectors; ``labels`` names them) in
-    one 2-D map fitted on both."""
+def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap", title: str = "", seed: int = 0):
+    """Two item distributions (projected text vectors, ID vectors) in one 2-D map fitted on both."""
     from sklearn.decomposition import PCA
 
     from ..plots import umap_2d
@@ -52,8 +50,8 @@ def plot_overlay(text: np.ndarray, ids: np.ndarray, ax=None, method: str = "umap
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
     n = len(text)
-    ax.scatter(xy[n:, 0], xy[n:, 1], s=4, alpha=0.5, label=labels[1], c="tab:blue")
-    ax.scatter(xy[:n, 0], xy[:n, 1], s=4, alpha=0.5, label=labels[0], c="tab:orange")
+    ax.scatter(xy[n:, 0], xy[n:, 1], s=4, alpha=0.5, label="ID embeddings", c="tab:blue")
+    ax.scatter(xy[:n, 0], xy[:n, 1], s=4, alpha=0.5, label="projected text embeddings", c="tab:orange")
     ax.set(xticks=[], yticks=[], title=title)
     ax.legend(frameon=False, fontsize=8, markerscale=3)
     return ax.figure
