@@ -191,14 +191,16 @@ CTR_GROUPS = GROUPS  # per row: the target item's group (head/tail items), the u
 
 
 @torch.no_grad()
-def evaluate_ctr(model, split, stage: str = "test", batch_size: int = 4096, device=None, groups: bool = True,
+def evaluate_ctr(model, split, stage: str = "test", batch_size: int | None = None, device=None, groups: bool = True,
                  per_row: bool = False) -> dict:
     """AUC and LogLoss of a CTR model's click probabilities on ``split``'s ``stage`` rows (``valid`` | ``test``),
     overall and per group: head/tail items (the target item's train popularity, as ``Split.head_items``) and
     head/tail users (tail = the 80% of users with the shortest train histories). ``per_row=True`` adds the
-    rows' labels, probabilities and users (for paired comparisons)."""
+    rows' labels, probabilities and users (for paired comparisons). ``batch_size``: rows per ``predict`` call
+    (default: the model's ``eval_batch_size``)."""
     from .models.base import ctr_batch
 
+    batch_size = batch_size or getattr(model, "eval_batch_size", 4096)
     if stage not in ("valid", "test"):
         raise ValueError(f"unknown stage {stage!r}; valid: valid, test")
     arrays = split.arrays(stage)

@@ -102,6 +102,22 @@ def test_sequences_are_independent_and_padding_changes_nothing(setup, encoding):
         assert torch.equal(m.sequence_states(empty), torch.zeros(2, m.atoms.shape[1]))
 
 
+def test_evaluation_runs_in_the_models_eval_batches(setup):
+    view, pair = setup
+    from llmrec_lite.metrics import evaluate_ctr
+
+    m = BAHE(view, lm=pair, encoding="token", **KW).eval()
+    assert m.eval_batch_size == 32 and BAHE(view, lm=pair, **KW).eval_batch_size == 512
+    sizes, predict = [], m.predict
+    m.predict = lambda b: sizes.append(len(b["item"])) or predict(b)
+    m.eval_batch_size = 7
+    small = evaluate_ctr(m, view, "test", per_row=True)
+    n = len(view.arrays("test")["label"])
+    assert sizes == [7] * (n // 7) + ([n % 7] if n % 7 else [])
+    whole = evaluate_ctr(m, view, "test", batch_size=n, per_row=True)  # an explicit batch_size wins
+    assert sizes[-1] == n and np.allclose(small["per_row"]["prob"], whole["per_row"]["prob"], atol=1e-5)
+
+
 def test_bahe_learns_and_reproduces(setup):
     view, pair = setup
     recs = []

@@ -86,6 +86,7 @@ class BAHE(CTRRecommender):
                              f"split_layer + upper_layers <= {n_layers} (the LM's layers)")
         self.encoding, self.sequences, self.lm_lr = encoding, sequences, lm_lr
         self.n_seq = 2 if sequences == "label" else 1
+        self.eval_batch_size = 32 if encoding == "token" else 512  # token level: every row runs all the layers
         texts = split.dataset.item_texts
         table = self.behaviour_table(texts, encoder, lm, identity, split_layer, tokens) if given is None else given
         if table.shape[1] != pair[1].config.hidden_size:

@@ -192,9 +192,12 @@ class CTRRecommender(Recommender):
         logits = model.predict(batch)                     # [B]; batch = dict of tensors from split.arrays
 
     A batch holds user, item, label [B], hist and hist_label [B, max_history] (item ids + 1, 0 = padding).
-    A subclass implements ``predict``; training rows are the split's train part, shuffled each epoch."""
+    A subclass implements ``predict``; training rows are the split's train part, shuffled each epoch.
+    ``eval_batch_size``: rows per ``predict`` call when evaluating (a model that runs an LM over every row's
+    tokens sets it low, so evaluation does not build one huge batch)."""
 
     task = "ctr"
+    eval_batch_size = 4096
 
     def __init__(self, split):
         if getattr(split, "protocol", None) != "ctr":
