@@ -78,7 +78,9 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
     constructor arguments (e.g. dim, n_layers). ``after_stage(stage, model)``: called after each fitted
     stage of a multi-stage model (PAD), e.g. to measure it before the next stage changes it.
-    Ranking models report full-ranking metrics; CTR models (task "ctr") AUC and LogLoss; both per group.
+    Ranking models report full-ranking metrics; CTR models (task "ctr") AUC and LogLoss; both per group, and
+    the TrainResult of a CTR model keeps the test rows' probabilities (``test_rows``, as ``evaluate_ctr(...,
+    per_row=True)["per_row"]``) for ``metrics.paired_ctr_difference``.
     """
     spec = get_model(model)
     cls, protocol, defaults = spec.cls, spec.protocol, spec.defaults
@@ -107,8 +109,9 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
             after_stage(stage, m)
     if spec.task == "ctr":
         t = time.perf_counter()
-        test = evaluate_ctr(m, split, "test", device=resolve_device(device))
+        test = evaluate_ctr(m, split, "test", device=resolve_device(device), per_row=True)
         infer = time.perf_counter() - t
+        res.test_rows = test["per_row"]  # for paired comparisons without a second pass over test
         metrics = {k: test[k] for k in CTR_REPORT + ("positive_rate",)} | {"by_group": test["by_group"]}
         steps = math.ceil(len(split.train) / hp.get("batch_size", inspect.signature(fit).parameters["batch_size"].default))
         size = {"n_test_examples": test["n"], "history": split.max_history, "train_examples": len(split.train),

@@ -231,16 +231,16 @@ def evaluate_ctr(model, split, stage: str = "test", batch_size: int | None = Non
 def paired_ctr_difference(a: dict, b: dict, metric: str = "auc", n_resamples: int = 1000, seed: int = 0) -> dict:
     """``metric`` (auc | logloss) of model a minus model b on the same rows, with a 95% bootstrap interval that
     resamples users (a user's rows move together: they share a history). ``a``, ``b``: ``evaluate_ctr(...,
-    per_row=True)`` results on the same split and stage. Covers which users are in the test set, not the spread
+    per_row=True)`` results on the same split and stage, or their ``per_row`` (``TrainResult.test_rows``). Covers which users are in the test set, not the spread
     between training seeds."""
     from sklearn.metrics import log_loss, roc_auc_score
 
     if metric not in ("auc", "logloss"):
         raise ValueError(f"unknown metric {metric!r}; valid: auc, logloss")
-    for r in (a, b):
-        if "per_row" not in r:
-            raise ValueError("pass results of evaluate_ctr(..., per_row=True)")
-    ra, rb = a["per_row"], b["per_row"]
+    rows = [r.get("per_row", r) for r in (a, b)]
+    if not all(isinstance(r, dict) and {"label", "prob", "user", "item"} <= set(r) for r in rows):
+        raise ValueError("pass results of evaluate_ctr(..., per_row=True) or a TrainResult's test_rows")
+    ra, rb = rows
     if not (np.array_equal(ra["user"], rb["user"]) and np.array_equal(ra["item"], rb["item"])):
         raise ValueError("the two results cover different rows; evaluate both on the same split and stage")
     y = ra["label"]

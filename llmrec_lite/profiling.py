@@ -9,9 +9,33 @@ order; an op that allocates and frees inside itself counts with its net, so a CP
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 
 import torch
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what native code writes to file descriptor 2 to /dev/null for the block: torch's CPU profiler
+    logs a start and stop line per session there (and a warning), which would flood a notebook. Python's own
+    ``sys.stderr`` (warnings, tracebacks raised after the block) is untouched."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2 (an embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def peak_memory_mb(fn, device="cpu") -> float:
@@ -26,7 +50,7 @@ def peak_memory_mb(fn, device="cpu") -> float:
         return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     # each op's own net allocation at its start ("self": its children count for themselves), and the frees
     # that happen between ops ("[memory]" events)

@@ -23,6 +23,7 @@ class TrainResult:
     train_seconds: float = 0.0  # wall time of fit(), validation included
     seconds_per_epoch: float = 0.0  # mean time of one training pass (no validation)
     history: list[dict] = field(default_factory=list)  # per epoch: loss, valid metric, seconds
+    test_rows: dict | None = None  # CTR models, set by train_and_test: the test rows' labels, probabilities, users
 
 
 def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, weight_decay: float = 0.0,

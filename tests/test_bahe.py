@@ -165,6 +165,8 @@ def test_subsample_keeps_the_full_groups_and_is_seeded(synth):
     assert s.train.equals(view.subsample(train=100, test=30, seed=3).train)
     assert not s.train.equals(view.subsample(train=100, seed=4).train)
     assert s.arrays("train")["hist"].shape == (100, view.max_history)
+    more = view.subsample(train=200, test=30, seed=3)  # more train rows: the same test rows
+    assert more.test.equals(s.test) and len(more.train) == 200
     assert set(map(tuple, s.train[["user", "item"]].to_numpy())) <= set(map(tuple, view.train[["user", "item"]].to_numpy()))
     with pytest.raises(ValueError, match="positive number of rows"):
         view.subsample(train=0)
@@ -208,6 +210,18 @@ def test_peak_memory_counts_what_is_alive_at_once():
 
     assert 3 * mb <= peak_memory_mb(together) < 3.5 * mb
     assert mb <= peak_memory_mb(one_after_another) < 1.5 * mb
+
+
+def test_cpu_profiling_writes_nothing_to_stderr_and_restores_it(capfd):
+    import os
+
+    from llmrec_lite.profiling import native_stderr_silenced, peak_memory_mb
+
+    peak_memory_mb(lambda: torch.ones(1000).sum())
+    with native_stderr_silenced():
+        os.write(2, b"native noise\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"  # the profiler's start/stop lines and the noise are gone, fd 2 works
 
 
 def test_predicted_cost_by_hand():

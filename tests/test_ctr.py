@@ -7,7 +7,7 @@ import torch
 
 from llmrec_lite.data import build_dataset, ctr_view, leave_one_out, make_split
 from llmrec_lite.experiment import format_table, train_and_test
-from llmrec_lite.metrics import auc, evaluate_ctr, logloss
+from llmrec_lite.metrics import auc, evaluate_ctr, logloss, paired_ctr_difference
 from llmrec_lite.models import DIN, MODELS
 from llmrec_lite.models.base import CTRRecommender
 
@@ -118,6 +118,11 @@ def test_ctr_early_stopping_never_reads_test(synth, monkeypatch):
     _, res, rec = train_and_test("din", v, progress=False, epochs=4, patience=1, batch_size=64)
     assert stages and rec["best_valid"] == max(r["valid_auc"] for r in res.history)
     assert all("valid_logloss" in r for r in res.history)
+    # the test rows' probabilities come back with the run (one pass over test), as evaluate_ctr gives them
+    m, res, rec = train_and_test("din", v, progress=False, epochs=2, patience=1, batch_size=64)
+    again = evaluate_ctr(m, v, "test", per_row=True)
+    assert np.allclose(res.test_rows["prob"], again["per_row"]["prob"]) and rec["metrics"]["auc"] == pytest.approx(again["auc"])
+    assert paired_ctr_difference(res.test_rows, again, n_resamples=20)["diff"] == pytest.approx(0)
 
 
 def test_din_attention_ignores_padding(synth):

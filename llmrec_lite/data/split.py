@@ -233,10 +233,11 @@ class CTRSplit(Split):
                   seed: int = 0) -> "CTRSplit":
         """A copy that keeps a fixed random subset of each part's rows (None: all of them), for models whose
         steps cost seconds (an LM over every behaviour): every model given the copy trains and is tested on the
-        same rows. Head/tail items and users stay those of the full train part."""
-        rng = np.random.default_rng(seed)
+        same rows. Head/tail items and users stay those of the full train part. Each part is drawn from its own
+        seeded stream: more train rows with the same seed keep the same valid and test rows."""
         parts = {}
-        for name, n in (("train", train), ("valid", valid), ("test", test)):
+        for k, (name, n) in enumerate((("train", train), ("valid", valid), ("test", test))):
+            rng = np.random.default_rng([seed, k])
             df = self.part(name)
             if n is not None and not 1 <= n:
                 raise ValueError(f"subsample: {name}={n}; give a positive number of rows or None (all)")
