@@ -100,6 +100,11 @@ def test_sequences_are_independent_and_padding_changes_nothing(setup, encoding):
         assert torch.allclose(m.predict(alone), p[3:4], atol=1e-5)
         empty = torch.zeros(2, 6, dtype=torch.long)
         assert torch.equal(m.sequence_states(empty), torch.zeros(2, m.atoms.shape[1]))
+        # rows run in length buckets: one bucket (everything padded to the longest row) gives the same logits
+        m.length_buckets = 1
+        assert torch.allclose(m.predict(b), p, atol=1e-5)
+        m.length_buckets = 3
+        assert torch.allclose(m.predict(b), p, atol=1e-5)
 
 
 def test_evaluation_runs_in_the_models_eval_batches(setup):
