@@ -7,6 +7,7 @@ import math
 import platform
 import time
 
+import numpy as np
 import torch
 
 from . import __version__
@@ -14,6 +15,7 @@ from .config import resolve_device
 from .data import LOADERS, ctr_view, load_dataset, make_split
 from .metrics import GROUPS, evaluate, evaluate_ctr
 from .models import get_model
+from .profiling import peak_memory_mb
 from .trainer import fit
 
 CTR_REPORT = ("auc", "logloss")
@@ -70,6 +72,28 @@ def _lm_identity(spec, model_kw: dict) -> dict | None:
             "encoder_kwargs": model_kw.get("encoder_kwargs")}
 
 
+def _step_peak_mb(model, batch_size: int, seed: int, device) -> float:
+    """Peak tensor memory (MB, above the weights and optimiser state already held) of one training step's
+    forward and backward on a batch of train rows at the trainer's batch size; the model is left as it was
+    (the gradients are dropped, buffers a training-mode forward updates, e.g. batch-norm statistics, restored)."""
+    batch = next(model.train_batches(batch_size, np.random.default_rng(seed)))
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    model.train()
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model.loss(batch).backward()
+
+    try:
+        return peak_memory_mb(step, device)
+    finally:
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(buffers[n])
+        model.eval()
+
+
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
                    **overrides):
     """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
@@ -116,7 +140,8 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         steps = math.ceil(len(split.train) / hp.get("batch_size", inspect.signature(fit).parameters["batch_size"].default))
         size = {"n_test_examples": test["n"], "history": split.max_history, "train_examples": len(split.train),
                 "seconds_per_train_step": res.seconds_per_epoch / max(steps, 1),
-                "ms_per_inference_example": 1000 * infer / max(test["n"], 1)}
+                "ms_per_inference_example": 1000 * infer / max(test["n"], 1),
+                "peak_memory_mb": _step_peak_mb(m, hp.get("batch_size", 2048), seed, resolve_device(device))}
     else:
         test = evaluate(m, split, "test", device=resolve_device(device))
         keep = REPORT + ("hr@20",)

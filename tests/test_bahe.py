@@ -127,12 +127,14 @@ def test_bahe_learns_and_reproduces(setup):
     view, pair = setup
     recs = []
     for _ in range(2):
-        _, res, rec = train_and_test("bahe", view, lm=pair, **KW, progress=False, epochs=6, patience=6, batch_size=32, lr=3e-3)
+        m, res, rec = train_and_test("bahe", view, lm=pair, **KW, progress=False, epochs=6, patience=6, batch_size=32, lr=3e-3)
         recs.append(rec)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert recs[0]["metrics"] == recs[1]["metrics"] and recs[0]["metrics"]["auc"] > 0.6
     assert recs[0]["history"] == 6 and recs[0]["train_examples"] == len(view.train)
     assert recs[0]["seconds_per_train_step"] > 0 and recs[0]["ms_per_inference_example"] > 0
+    assert recs[0]["peak_memory_mb"] > 0  # one step's forward + backward; measured after test, grads dropped
+    assert all(p.grad is None for p in m.parameters()) and not m.training
 
 
 def test_random_behaviour_table_keeps_the_scale_not_the_content(setup):
@@ -258,6 +260,18 @@ def test_measured_costs_and_their_plots(setup, synth):
                           "atomic peak MB": 10.0 * m, "auc": 0.6 + 0.01 * k} for k in (1, 2) for m in (5, 10)])
     fig = draw_bahe_point(grid, 2, 10)
     assert len(fig.axes) == 4 and "split at layer 2, history 10" in fig._suptitle.get_text()
+    # the live explorer: a missing point is measured once and kept, a present one never re-measured
+    from llmrec_lite.explore.bahe import bahe_widget, grid_point
+
+    calls = []
+    fake = lambda k, m: calls.append((k, m)) or {"atomic s/step": 1.0, "token s/step": 9.0, "atomic peak MB": 3.0}
+    assert grid_point(grid, 2, 10, fake) is grid and not calls
+    bigger = grid_point(grid, 3, 20, fake)
+    assert calls == [(3, 20)] and len(bigger) == 5 and np.isnan(bigger.iloc[-1]["auc"])
+    assert bigger.iloc[-1][["split_layer", "history", "token s/step"]].tolist() == [3, 20, 9.0]
+    assert grid_point(grid, 3, 20) is grid  # nothing to measure with: the grid as it is
+    ui = bahe_widget(grid, fake, split_layers=(4,), histories=(50,))
+    assert ui.widget.children[0].options == (1, 2, 4) and ui.widget.children[1].options == (5, 10, 50)
     assert plot_counts({"synthetic": behaviour_counts(synth, (2, 4))}).axes[0].get_yscale() == "log"
     with pytest.raises(ValueError, match="have 50 behaviours"):
         measure_encodings(ctr_view(synth, max_history=50), batch_size=4, reps=1, lm=pair, **KW)

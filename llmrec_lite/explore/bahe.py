@@ -171,10 +171,30 @@ def draw_bahe_point(grid: pd.DataFrame, split_layer: int, history: int):
     return fig
 
 
-def bahe_widget(grid: pd.DataFrame):
-    """ipywidgets front-end of ``draw_bahe_point`` over a computed grid."""
+def grid_point(grid: pd.DataFrame, split_layer: int, history: int, measure=None) -> pd.DataFrame:
+    """``grid`` with the (split_layer, history) point in it: when it is missing and ``measure(split_layer,
+    history)`` is given, that call's row (the grid's cost columns) is measured and appended; otherwise the grid
+    as it is."""
+    have = ((grid["split_layer"] == split_layer) & (grid["history"] == history)).any()
+    if have or measure is None:
+        return grid
+    row = {"split_layer": split_layer, "history": history} | dict(measure(split_layer, history))
+    return pd.concat([grid, pd.DataFrame([row])], ignore_index=True).sort_values(["split_layer", "history"],
+                                                                                 ignore_index=True)
+
+
+def bahe_widget(grid: pd.DataFrame, measure=None, split_layers=(), histories=()):
+    """ipywidgets front-end of ``draw_bahe_point``: browse a computed grid, and with ``measure`` (e.g. a call of
+    ``measure_encodings`` for one split and history) also measure points it lacks live, keeping them
+    (``split_layers`` / ``histories``: extra choices besides the grid's)."""
     import ipywidgets as w
 
-    return w.interact(lambda split_layer, history: draw_bahe_point(grid, split_layer, history),
-                      split_layer=w.Dropdown(options=sorted(grid["split_layer"].unique().tolist())),
-                      history=w.Dropdown(options=sorted(grid["history"].unique().tolist())))
+    state = {"grid": grid}
+
+    def show(split_layer, history):
+        state["grid"] = grid_point(state["grid"], split_layer, history, measure)
+        return draw_bahe_point(state["grid"], split_layer, history)
+
+    choices = (lambda col, extra: sorted(set(grid[col].tolist()) | set(extra if measure is not None else ())))
+    return w.interact(show, split_layer=w.Dropdown(options=choices("split_layer", split_layers)),
+                      history=w.Dropdown(options=choices("history", histories)))
