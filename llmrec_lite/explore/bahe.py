@@ -183,10 +183,11 @@ def grid_point(grid: pd.DataFrame, split_layer: int, history: int, measure=None)
                                                                                  ignore_index=True)
 
 
-def bahe_widget(grid: pd.DataFrame, measure=None, split_layers=(), histories=()):
+def bahe_widget(grid: pd.DataFrame, measure=None, split_layers=(), histories=(), split_layer=None, history=None):
     """ipywidgets front-end of ``draw_bahe_point``: browse a computed grid, and with ``measure`` (e.g. a call of
     ``measure_encodings`` for one split and history) also measure points it lacks live, keeping them
-    (``split_layers`` / ``histories``: extra choices besides the grid's)."""
+    (``split_layers`` / ``histories``: extra choices besides the grid's). It opens at (``split_layer``,
+    ``history``), by default the grid's first point."""
     import ipywidgets as w
 
     state = {"grid": grid}
@@ -196,5 +197,8 @@ def bahe_widget(grid: pd.DataFrame, measure=None, split_layers=(), histories=())
         return draw_bahe_point(state["grid"], split_layer, history)
 
     choices = (lambda col, extra: sorted(set(grid[col].tolist()) | set(extra if measure is not None else ())))
-    return w.interact(show, split_layer=w.Dropdown(options=choices("split_layer", split_layers)),
-                      history=w.Dropdown(options=choices("history", histories)))
+    first = grid.iloc[0]
+    return w.interact(show, split_layer=w.Dropdown(options=choices("split_layer", split_layers),
+                                                   value=int(first["split_layer"] if split_layer is None else split_layer)),
+                      history=w.Dropdown(options=choices("history", histories),
+                                         value=int(first["history"] if history is None else history)))
