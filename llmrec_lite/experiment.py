@@ -137,11 +137,12 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         infer = time.perf_counter() - t
         res.test_rows = test["per_row"]  # for paired comparisons without a second pass over test
         metrics = {k: test[k] for k in CTR_REPORT + ("positive_rate",)} | {"by_group": test["by_group"]}
-        steps = math.ceil(len(split.train) / hp.get("batch_size", inspect.signature(fit).parameters["batch_size"].default))
+        batch_size = hp.get("batch_size", inspect.signature(fit).parameters["batch_size"].default)
+        steps = math.ceil(len(split.train) / batch_size)
         size = {"n_test_examples": test["n"], "history": split.max_history, "train_examples": len(split.train),
                 "seconds_per_train_step": res.seconds_per_epoch / max(steps, 1),
                 "ms_per_inference_example": 1000 * infer / max(test["n"], 1),
-                "peak_memory_mb": _step_peak_mb(m, hp.get("batch_size", 2048), seed, resolve_device(device))}
+                "peak_memory_mb": _step_peak_mb(m, batch_size, seed, resolve_device(device))}
     else:
         test = evaluate(m, split, "test", device=resolve_device(device))
         keep = REPORT + ("hr@20",)
