@@ -42,8 +42,13 @@ def test_behaviour_table_is_the_lower_layers_mean_pooled(setup):
         for i in (0, 7, 25):
             mask = m.tok_mask[i + 1]
             x = m.lower(m.lower.embed(m.tok_ids[i + 1][mask][None]), torch.ones(1, int(mask.sum()), dtype=torch.long))
-            assert torch.allclose(x[0].mean(0), m.atoms[i + 1], atol=1e-4)
+            assert torch.allclose(x[0, 1:].mean(0), m.atoms[i + 1], atol=1e-4)  # the first token skipped
+            plain = BAHE.behaviour_table(view.dataset.item_texts[i:i + 1], "smollm2", pair, None,
+                                         KW["split_layer"], KW["tokens"], pooling="mean")
+            assert np.allclose(x[0].mean(0).numpy(), plain[0], atol=1e-4)  # the paper's plain mean
     assert torch.equal(m.atoms[0], torch.zeros_like(m.atoms[0]))  # padding row
+    with pytest.raises(ValueError, match="pooling"):
+        BAHE(view, lm=pair, pooling="max", **KW)
 
 
 def test_both_encodings_start_from_the_same_weights(setup):

@@ -26,6 +26,10 @@ def test_pool_mean_last_first_with_any_padding():
     assert pool(h, right, "last").ravel().tolist() == [1.0, 5.0]
     assert pool(h, left, "last").ravel().tolist() == [2.0, 5.0]
     assert pool(h, left, "first").ravel().tolist() == [1.0, 3.0]
+    assert pool(h, right, "mean_skip_first").ravel().tolist() == [1.0, 4.5]
+    assert pool(h, left, "mean_skip_first").ravel().tolist() == [2.0, 4.5]
+    one = torch.tensor([[0, 1, 0], [1, 0, 0]])  # a one-token text keeps its token
+    assert pool(h, one, "mean_skip_first").ravel().tolist() == [1.0, 3.0]
     with pytest.raises(ValueError, match="valid"):
         pool(h, right, "max")
 

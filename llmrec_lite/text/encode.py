@@ -16,20 +16,28 @@ from ..io import load_npy, save_npy
 from . import models
 from .cache import cache_key, cache_path
 
-POOLINGS = ("mean", "last", "first")
+POOLINGS = ("mean", "last", "first", "mean_skip_first")
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """[B, T, d] token states + [B, T] attention mask -> [B, d]. Padding may be left or right."""
+    """[B, T, d] token states + [B, T] attention mask -> [B, d]. Padding may be left or right.
+    "mean_skip_first": the mean over every real token but the first, whose state in a decoder LM is an
+    attention sink (in SmolLM2's middle layers ~10x the norm of the others, a few huge dimensions), so it
+    would dominate a plain mean; a one-token text keeps its token."""
+    T = mask.shape[1]
+    pos = torch.arange(T, device=mask.device).expand_as(mask)
+    first = torch.where(mask.bool(), pos, torch.full_like(pos, T)).min(1).values
+    if pooling == "mean_skip_first":
+        rest = mask.bool() & (pos != first.unsqueeze(1))
+        mask = torch.where(rest.any(1, keepdim=True), rest, mask.bool())
+        pooling = "mean"
     mask = mask.to(hidden.dtype)
     if pooling == "mean":
         return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-    T = mask.shape[1]
-    pos = torch.arange(T, device=mask.device).expand_as(mask)
     if pooling == "last":  # position of the last real token
         idx = torch.where(mask.bool(), pos, torch.full_like(pos, -1)).max(1).values
     elif pooling == "first":
-        idx = torch.where(mask.bool(), pos, torch.full_like(pos, T)).min(1).values
+        idx = first
     else:
         raise ValueError(f"unknown pooling {pooling!r}; valid: {POOLINGS}")
     return hidden[torch.arange(len(hidden)), idx]
@@ -70,8 +78,8 @@ def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: i
                  progress: bool = True, lm=None, identity: str | None = None) -> np.ndarray:
     """Encode each text to one vector (float32 [len(texts), d]).
 
-    encoder: "minilm", "smollm2", or a HF path/id. pooling: mean | last | first token of the hidden
-    states of ``layer`` (-1 = last; 0 = the token embeddings; a middle layer of an LLM often encodes
+    encoder: "minilm", "smollm2", or a HF path/id. pooling: mean | last | first token | mean_skip_first (the
+    mean without the first token, see ``pool``) of the hidden states of ``layer`` (-1 = last; 0 = the token embeddings; a middle layer of an LLM often encodes
     more general semantics). The result is cached under a key of (model, settings, exact texts).
     ``lm``: a (tokenizer, model) pair to encode with instead of loading ``encoder`` (e.g. a LoRA fine-tuned
     model from ``text.finetune``); ``identity`` names it in the cache key (required when caching).
