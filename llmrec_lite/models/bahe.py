@@ -9,11 +9,11 @@ k..k+n_high-1 (pre-trained, trainable at ``lm_lr``), then the LM's final norm. A
     ``text.encode_items``, keyed by the model, k, K, the pooling and the exact texts):
         E[a] = MeanPool_{tokens t >= 2}( LLM_low(tok(a)) )                        [H]
     Deviation (named): the mean skips each behaviour's first token (``pooling="mean_skip_first"``; the
-    paper says mean pooling). At layer 4 of SmolLM2 the first token's state is an attention sink: norm ~757
-    vs ~65 for the others, one dimension ~85 in absolute value vs a median of 0.5, so a plain mean is mostly
-    the same sink vector for every behaviour. Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows,
-    2 epochs, seed 2020): valid AUC per epoch 0.615 / 0.650 without the first token vs 0.589 / 0.598 with
-    it; ``pooling="mean"`` gives the paper's plain mean (notebook 05 shows both).
+    paper says mean pooling). After layer 3 of SmolLM2 the first token's state is an attention sink: mean
+    norm 757 vs 90 for the other tokens (notebook 05, section 4), so a plain mean is mostly the same sink
+    vector for every behaviour. Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows, 2 epochs, seed
+    2020, notebook 05): valid AUC per epoch 0.616 / 0.633 without the first token vs 0.589 / 0.598 with it;
+    ``pooling="mean"`` gives the paper's plain mean.
 (2) Behaviour aggregation: user u's behaviour sequence s_n = (a_n1 .. a_nM), the table's rows, through the
     upper layers (causal, rotary positions; the state at the last behaviour sees them all):
         Q_u^n = LastState( LLM_high(E[a_n1] .. E[a_nM]) )
