@@ -15,7 +15,7 @@ from .data import LOADERS, DataError
 from .text.models import ModelNotFoundError
 from .experiment import DATASETS, format_table, run
 from .io import save_json
-from .models import MODELS
+from .models import MODELS, resolve_alias
 
 def info() -> str:
     from .data.amazon import PANTRY_FILES, SCIENTIFIC_FILES
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m llmrec_lite", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train and test one model; print a metrics table, write JSON")
-    r.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}")
+    r.add_argument("model", help=f"one of: {', '.join(sorted(MODELS))}; llmcf (--set backbone=sasrec | din)")
     r.add_argument("--dataset", default="ml-100k", help=f"one of: {', '.join(DATASETS)}")
     r.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: per model)")
     r.add_argument("--seed", type=int, default=2020)
@@ -107,19 +107,20 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         if args.threads is not None:
             set_threads(args.threads)
+        settings = parse_settings(args.settings)
+        model = resolve_alias(args.model, settings)  # llmcf --set backbone=din -> llmcf-din
         lm = {"encoder": args.encoder} if args.encoder else {}
         enc_kw = {k: v for k, v in (("pooling", args.pooling), ("layer", args.layer)) if v is not None}
         text_models = sorted(m for m, spec in MODELS.items() if spec.reads_text)
-        if (lm or enc_kw or args.no_center) and args.model not in text_models:
+        if (lm or enc_kw or args.no_center) and model not in text_models:
             raise ValueError(f"--encoder/--pooling/--layer/--no-center apply to the models that read item text "
                              f"{text_models}, not {args.model!r}")
         if args.no_center:
-            if not args.model.startswith("alpharec"):
+            if not model.startswith("alpharec"):
                 raise ValueError("--no-center applies to the alpharec models (the others read the raw LM vectors)")
             lm["center"] = False
         if enc_kw:
             lm["encoder_kwargs"] = enc_kw
-        settings = parse_settings(args.settings)
         for key, flag in (("seed", "--seed"), ("device", "--device"), ("dataset", "--dataset"),
                           ("min_rating", "--min-rating"), ("k_core", "--k-core"), ("encoder", "--encoder")):
             if key in settings:
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
         if "epochs" in settings and args.epochs is not None:
             raise ValueError("give the number of epochs once: --epochs N or --set epochs=N")
         epochs = settings.pop("epochs", args.epochs)
-        rec = run(args.model, args.dataset, epochs=epochs, seed=args.seed, device=args.device,
+        rec = run(model, args.dataset, epochs=epochs, seed=args.seed, device=args.device,
                   root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core,
                   **lm, **settings)
         print(format_table([rec]))

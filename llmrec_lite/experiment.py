@@ -14,7 +14,7 @@ from . import __version__
 from .config import resolve_device
 from .data import LOADERS, ctr_view, load_dataset, make_split
 from .metrics import GROUPS, evaluate, evaluate_ctr
-from .models import get_model
+from .models import get_model, resolve_alias
 from .profiling import peak_memory_mb
 from .trainer import fit
 
@@ -53,7 +53,12 @@ def _in_force(cls, model_kw: dict, hp: dict, task: str) -> dict:
     model = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
              if k not in ("self", "split") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
     model |= model_kw
-    return trainer | {k: (f"<array {list(v.shape)}>" if hasattr(v, "shape") else v) for k, v in model.items()}
+    def plain(v):  # what the JSON record can hold: arrays and objects (LLM-CF's CoT pool) as a short text
+        if hasattr(v, "shape"):
+            return f"<array {list(v.shape)}>"
+        return v if v is None or isinstance(v, (str, int, float, bool, list, tuple, dict)) else repr(v)
+
+    return trainer | {k: plain(v) for k, v in model.items()}
 
 
 def _lm_identity(spec, model_kw: dict) -> dict | None:
@@ -196,6 +201,7 @@ def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: i
     """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
     ``model`` needs, train and test; return the JSON record. CTR models also take ``history`` (behaviours per
     row of the CTR view, default 20) and ``train_examples`` (a seeded subset of the train rows)."""
+    model = resolve_alias(model, overrides)
     protocol = get_model(model).protocol
     resolve_device(device)  # a bad --device fails before any data or LM is loaded
     if dataset not in DATASETS:

@@ -55,6 +55,19 @@ def synth():
     return synthetic_dataset()
 
 
+def cot_pool(dataset, n: int = 80, dim: int = 16, seed: int = 0):
+    """An LLM-CF CoT pool without an LLM: n sampled train rows of the dataset's CTR view, random unit CoT vectors."""
+    import numpy as np
+
+    from llmrec_lite.data import ctr_view
+    from llmrec_lite.models.llmcf_offline import CoTPool, sample_rows
+
+    rows = sample_rows(ctr_view(dataset, max_history=6), n, seed=seed)
+    rows["prompt"], rows["cot"] = "prompt", "reasoning"
+    z = np.random.default_rng(seed).standard_normal((n, dim))
+    return CoTPool(rows, (z / np.linalg.norm(z, axis=1, keepdims=True)).astype(np.float32))
+
+
 TINY_WORDS = "the a movie film is good bad about space love war title answer yes no".split()
 
 

@@ -20,6 +20,10 @@ def small(name, s, z):
         kw |= {"user_z": item_embeddings([str(u) for u in range(s.n_users)], "random-24", seed=1), "n_similar": 3}
     if name == "pad":
         kw["n_bins"] = 4
+    if name == "llmcf-sasrec":
+        from conftest import cot_pool
+
+        kw["pool"] = cot_pool(s.dataset, dim=z.shape[1])
     if name == "molar":
         from conftest import tiny_llama
 

@@ -10,6 +10,7 @@ from .bahe import BAHE
 from .base import CTRRecommender, Recommender
 from .din import DIN
 from .lightgcn import LightGCN
+from .llmcf import LLMCFDIN, LLMCFSASRec
 from .llmesr import LLMESR
 from .mf import MF
 from .molar import Molar
@@ -59,6 +60,23 @@ register("id-text-concat", IDTextConcat, "loo", reads_text=True, paper="PAD", **
 register("molar", Molar, "loo", reads_text=True, paper="Molar", **SEQ)
 # DIN: RecBole's trainer defaults for context-aware models (Adam 1e-3, batch 2048), early stop on valid AUC
 register("din", DIN, "ctr", task="ctr", lr=1e-3, batch_size=2048, epochs=100, patience=5, valid_metric="auc")
+# LLM-CF: the project's SASRec and DIN with the in-context CoT module, each with its backbone's trainer settings
+register("llmcf-sasrec", LLMCFSASRec, "loo", reads_text=True, paper="LLM-CF", **SEQ)
+register("llmcf-din", LLMCFDIN, "ctr", task="ctr", reads_text=True, paper="LLM-CF", lr=1e-3, batch_size=2048, epochs=100,
+         patience=5, valid_metric="auc")
+# names that pick a registered model by a setting: run llmcf --set backbone=sasrec | din
+ALIASES = {"llmcf": ("backbone", {"sasrec": "llmcf-sasrec", "din": "llmcf-din"}, "sasrec")}
+
+
+def resolve_alias(name: str, settings: dict) -> str:
+    """``llmcf`` + ``backbone=din`` -> ``llmcf-din`` (the setting is consumed); other names unchanged."""
+    if name not in ALIASES:
+        return name
+    key, names, default = ALIASES[name]
+    value = settings.pop(key, default)
+    if value not in names:
+        raise ValueError(f"{name}: unknown {key} {value!r}; valid: {sorted(names)}")
+    return names[value]
 
 
 def get_model(name: str) -> ModelSpec:
@@ -67,8 +85,8 @@ def get_model(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-__all__ = ["MODELS", "DIN", "PAD", "AlphaRec", "AlphaRecLinear", "CTRRecommender", "IDTextConcat", "LLMESR", "LightGCN",
-           "MF", "ModelSpec", "Molar", "Pop", "Recommender", "SASRec", "get_model", "register"]
+__all__ = ["ALIASES", "MODELS", "DIN", "LLMCFDIN", "LLMCFSASRec", "PAD", "AlphaRec", "AlphaRecLinear", "CTRRecommender", "IDTextConcat", "LLMESR", "LightGCN",
+           "MF", "ModelSpec", "Molar", "Pop", "Recommender", "SASRec", "get_model", "register", "resolve_alias"]
 # BAHE: SmolLM2 cut at layer 4, two trainable upper layers; small batches (the token-level baseline runs the
 # lower layers over every behaviour's tokens at each step), early stop on valid AUC
 register("bahe", BAHE, "ctr", task="ctr", reads_text=True, paper="BAHE", lr=1e-3, batch_size=64, epochs=20, patience=2,

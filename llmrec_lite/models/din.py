@@ -47,12 +47,12 @@ def mlp(sizes: list[int], act, dropout: float = 0.0) -> nn.Sequential:
 
 class DIN(CTRRecommender):
     def __init__(self, split, dim: int = 32, att_hidden: tuple = (80, 40), hidden: tuple = (200, 80),
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, extra_dim: int = 0):
         super().__init__(split)
         self.dim = dim
         self.item_emb = nn.Embedding(self.n_items + 1, dim, padding_idx=0)  # ids + 1; 0 = padding
         self.attention = nn.Sequential(mlp([4 * dim, *att_hidden], lambda _: nn.Sigmoid()), nn.Linear(att_hidden[-1], 1))
-        self.dnn = mlp([3 * dim, *hidden], Dice, dropout)
+        self.dnn = mlp([3 * dim + extra_dim, *hidden], Dice, dropout)  # extra_dim: a model's added feature (LLM-CF)
         self.out = nn.Linear(hidden[-1], 1)
         nn.init.xavier_normal_(self.item_emb.weight.data[1:])  # RecBole: xavier_normal_ for embeddings
         for m in self.modules():

@@ -1,0 +1,78 @@
+"""Notebook 06 (LLM-CF): one user's request end to end (the examples retrieved for them, the reasoning the LLM
+wrote for those examples, and what the ICT output does to the user's ranking)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..models.llmcf_offline import item_names
+
+
+def user_example(model, pool, split, user: int, stage: str = "test", top: int = 5) -> dict:
+    """For an ``LLMCFSASRec`` model and one user: the retrieved pool rows (their user's last behaviours, target,
+    label and CoT), and the rank of the user's ``stage`` target among the unseen items with the ICT output
+    (fusion as trained) and without it (fusion 0, the same model otherwise), with both top lists."""
+    names = item_names(split.dataset)
+    target = split.part(stage).set_index("user")["item"]
+    if user not in target.index:
+        raise ValueError(f"user {user} has no {stage} item; pick one of the users in split.{stage}")
+    seen = split.seen(stage)[user].indices
+    model.eval()
+    scores, fusion = {}, model.fusion
+    try:
+        with torch.no_grad():
+            for label, f in (("with ICT", fusion), ("without ICT", 0.0)):
+                model.fusion = f
+                s = model.score_all(torch.tensor([user], device=model.device), stage)[0].cpu().numpy().copy()
+                if label == "with ICT":
+                    retrieved = model.last_retrieved[0].cpu().numpy()
+                s[seen] = -np.inf
+                scores[label] = s
+    finally:
+        model.fusion = fusion
+    t = int(target[user])
+    ranks = {k: int((s > s[t]).sum()) + 1 for k, s in scores.items()}
+    rows = pool.rows.iloc[retrieved]
+    examples = pd.DataFrame({
+        "their recent movies": [", ".join(names[i] for i in list(h)[-3:]) for h in rows["history"]],
+        "target": [names[i] for i in rows["item"]],
+        "liked": rows["label"].astype(int).to_numpy(),
+        "reasoning (CoT)": rows["cot"].to_numpy()})
+    return {"user": user, "history": [names[i] for i in split.histories("train")[user][-5:]],
+            "target": names[t], "ranks": ranks, "examples": examples,
+            "top": {k: [names[i] for i in np.argsort(-s, kind="stable")[:top]] for k, s in scores.items()}}
+
+
+def draw_llmcf_example(models: dict, pool, split, user: int, k: int, stage: str = "test"):
+    """Print one user's request for the model trained with K = ``k`` (``models``: {K: LLMCFSASRec}) and draw the
+    target's rank with and without the ICT output. Returns (figure, the example dict)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    if k not in models:
+        raise ValueError(f"no model trained with K = {k}; trained: {sorted(models)}")
+    ex = user_example(models[k], pool, split, user, stage)
+    print(f"user {user}: last watched {'; '.join(ex['history'])}\n{stage} target: {ex['target']}")
+    with pd.option_context("display.max_colwidth", 160):
+        display(ex["examples"])
+    fig, ax = plt.subplots(figsize=(5, 2.2))
+    labels, values = list(ex["ranks"]), list(ex["ranks"].values())
+    ax.barh(labels, values, color=["tab:green", "tab:gray"])
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v}", va="center")
+    ax.set(xscale="log", xlabel="rank of the target among unseen items (1 = top)", title=f"K = {k}")
+    ax.invert_yaxis()
+    plt.tight_layout()
+    plt.show()
+    return fig, ex
+
+
+def llmcf_widget(models: dict, pool, split, users, stage: str = "test"):
+    """ipywidgets front-end of ``draw_llmcf_example``: pick a user and K (one trained model per K)."""
+    import ipywidgets as w
+
+    users = [int(u) for u in users]
+    return w.interact(lambda user, k: draw_llmcf_example(models, pool, split, user, k, stage) and None,
+                      user=w.Dropdown(options=users, value=users[0]),
+                      k=w.Dropdown(options=sorted(models), value=4 if 4 in models else sorted(models)[0]))
