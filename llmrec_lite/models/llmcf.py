@@ -90,6 +90,7 @@ class InContext(nn.Module):
             self.register_buffer(f"p_{name}", torch.tensor(a[name]), persistent=False)
         self.register_buffer("p_cot", torch.tensor(pool.cot_z), persistent=False)
         self.register_buffer("p_hist_text", self.mean_text(self.p_hist), persistent=False)
+        self.register_buffer("p_item_text", self.item_text[self.p_item + 1], persistent=False)
         g = torch.Generator().manual_seed(retrieval_seed)
         self.register_buffer("p_random", torch.rand(split.n_users, len(a["user"]), generator=g), persistent=False)
         dt = z.shape[1]
@@ -114,7 +115,7 @@ class InContext(nn.Module):
         else:
             s = hist_text @ self.p_hist_text.T
             if item is not None and self.target_similarity:
-                s = 0.5 * s + 0.5 * self.item_text[item + 1] @ self.item_text[self.p_item + 1].T
+                s = 0.5 * s + 0.5 * self.item_text[item + 1] @ self.p_item_text.T
         s = s.masked_fill(users[:, None] == self.p_user[None], -torch.inf)
         pos = s.masked_fill(self.p_label[None] == 0, -torch.inf).topk(self.n_pos, dim=1)
         neg = s.masked_fill(self.p_label[None] == 1, -torch.inf).topk(self.k // 2, dim=1)
@@ -132,7 +133,7 @@ class InContext(nn.Module):
         idx = self.retrieve(users, hist_text, item)
         uniq, inv = idx.unique(return_inverse=True)
         ex = self.tokens(self.p_user[uniq], pool_state(self.p_hist[uniq]), self.p_hist_text[uniq],
-                         pool_item_vec(self.p_item[uniq] + 1), self.item_text[self.p_item[uniq] + 1])[inv]  # [R, K, d]
+                         pool_item_vec(self.p_item[uniq] + 1), self.p_item_text[uniq])[inv]  # [R, K, d]
         parts = [ex, self.cot_map(self.p_cot[idx]), self.label_emb(self.p_label[idx])] if self.cot else \
                 [ex, self.label_emb(self.p_label[idx])]
         q_text = self.item_text[item + 1] if item is not None else self.item_text.new_zeros(len(users), self.item_text.shape[1])
