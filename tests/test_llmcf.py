@@ -116,6 +116,26 @@ def test_ict_sequence_causality_cot_and_reconstruction_positions(setup):
         assert torch.allclose(w, w3, atol=1e-6) != cot  # the CoT vectors matter only with cot=True
 
 
+def test_k0_control_reads_the_query_token_alone_and_rejects_bad_k(setup):
+    view, pool, item_z = setup
+    a = ctr_batch(view.arrays("valid"), np.arange(6), "cpu")
+    ctx = ctx_for(view, pool, item_z, k=0)
+    state, item_vec = torch.randn(6, 16), torch.randn(6, 16)
+    args = (a["user"], state, ctx.mean_text(a["hist"]), a["item"], item_vec, None, None)  # pool towers never called
+    captured = {}
+    hook = ctx.decoder.register_forward_hook(lambda m, i, kw, o: captured.update(seq=kw["inputs_embeds"]), with_kwargs=True)
+    w, recon, idx = ctx(*args)
+    hook.remove()
+    assert captured["seq"].shape == (6, 1, 16) and idx.shape == (6, 0) and recon.item() == 0
+    q = ctx.tokens(a["user"], state, ctx.mean_text(a["hist"]), item_vec, ctx.item_text[a["item"] + 1])
+    assert torch.allclose(w, ctx.decoder(inputs_embeds=q[:, None]).last_hidden_state[:, 0], atol=1e-6)
+    ctx.p_label.fill_(0)  # the pool is never read
+    assert torch.allclose(ctx(*args)[0], w)
+    for bad in (-1, 2.0):
+        with pytest.raises(ValueError, match="k is the number"):
+            ctx_for(view, pool, item_z, k=bad)
+
+
 def test_sasrec_wrapper_is_sasrec_plus_w_and_ignores_the_users_own_pool_rows(setup, synth):
     _, pool, item_z = setup
     split = leave_one_out(synth)
@@ -139,6 +159,19 @@ def test_sasrec_wrapper_is_sasrec_plus_w_and_ignores_the_users_own_pool_rows(set
     loss.backward()
     assert torch.isfinite(loss) and m.ctx.decoder.layers[0].self_attn.q_proj.weight.grad is not None
     assert m.last_retrieved.shape[1] == 4
+    # ict_share: the picked positions are fused, the others are SASRec's h alone
+    m.ict_share, m.recon_weight = 0.5, 0.0
+    torch.manual_seed(5)
+    loss = m.loss(batch)
+    n_valid = int((batch[0][:, 1:] > 0).sum())
+    assert 0 < len(m.last_retrieved) < n_valid  # only a share went through the ICT
+    torch.manual_seed(5)
+    m.fusion = 0.0  # the same picks, w weighted 0: SASRec's own loss
+    assert not torch.allclose(loss, m.loss(batch))
+    m.eval()  # no dropout: the two losses draw different random numbers
+    assert torch.allclose(m.loss(batch), SASRec.loss(m, batch), atol=1e-5)
+    with pytest.raises(ValueError, match="ict_share"):
+        LLMCFSASRec(split, pool=pool, item_z=item_z, ict_share=0.0)
 
 
 def test_din_wrapper_trains_with_reconstruction(setup):

@@ -22,7 +22,8 @@ For a query q (user u, history h, target t; t unknown when ranking every item):
   Loss: the backbone's + lambda * mean_{p, k} (1 - cos(R H_{F_k}, c_k)), R = reversed M, H_{F_k} the ICT state
   at retrieved example k's feature token (official positions 0, 3, 6, 9; causal, so it has not seen C_k);
   lambda = 0 with SASRec, 1.0 with DIN (the official configs). ``cot=False`` (the official ``wocot``):
-  [F_k, L_k] only, no reconstruction.
+  [F_k, L_k] only, no reconstruction. ``k=0``: the ICT reads F_q alone, the same parameters and fusion without any
+  example — the control that separates what the examples bring from what the extra user tower brings.
 
 Sizes (official configs): SASRec d = 64, M and MLP_f one Linear; DIN d = 32, M 384-256-32, MLP_f 160-128-32
 (ReLU between). Deviations, named: MiniLM (384-d) instead of BGE (768-d); retrieval excludes the query's
@@ -30,7 +31,10 @@ whole user (official: only the same user's later rows, which lets a row retrieve
 are ordered by similarity instead of shuffled; ml-100k fields (user, item, title text) instead of Amazon's
 brand and category. ``pool=None`` builds the default pool (``llmcf_offline.default_pool``: RecGen
 ``recgen`` writes CoTs for ``pool_size`` train rows; cached). SASRec trains with the project's SASRec loss over every position of a window (the
-official LLM-CF trains one row per target), each position its own query.
+official LLM-CF trains one row per target), each position its own query. ``ict_share`` < 1 (a CPU-cost
+deviation; at every position the ICT costs ~15x SASRec's step on ml-100k, 2 CPU cores): in training, each batch
+sends a random share of its positions through the ICT and fuses w there; the other positions train with h alone,
+the backbone's loss unchanged. Evaluation always fuses w.
 """
 from __future__ import annotations
 
@@ -77,6 +81,8 @@ class InContext(nn.Module):
         super().__init__()
         if retrieval not in RETRIEVALS:
             raise ValueError(f"unknown retrieval {retrieval!r}; valid: {list(RETRIEVALS)}")
+        if not isinstance(k, int) or k < 0:
+            raise ValueError(f"k is the number of retrieved examples, an integer >= 0 (0: no example); got {k!r}")
         self.k, self.n_pos, self.retrieval, self.cot, self.target_similarity = k, (k + 1) // 2, retrieval, cot, target_similarity
         a = pool.arrays(getattr(split, "max_history", 20))
         for y, need in ((1, self.n_pos), (0, k // 2)):
@@ -130,14 +136,17 @@ class InContext(nn.Module):
         """-> (w [R, d], reconstruction loss, retrieved [R, K]). ``state`` / ``item_vec``: the backbone's
         history state and target ID vector for each query (zeros when ranking); ``pool_state(hist)`` and
         ``pool_item_vec(ids + 1)`` compute the same for pool rows."""
+        q_text = self.item_text[item + 1] if item is not None else self.item_text.new_zeros(len(users), self.item_text.shape[1])
+        q = self.tokens(users, state, hist_text, item_vec, q_text)
+        if self.k == 0:  # the control: no example, the ICT over the query's feature token alone
+            return self.decoder(inputs_embeds=q[:, None]).last_hidden_state[:, -1], q.new_zeros(()), \
+                users.new_zeros(len(users), 0)
         idx = self.retrieve(users, hist_text, item)
         uniq, inv = idx.unique(return_inverse=True)
         ex = self.tokens(self.p_user[uniq], pool_state(self.p_hist[uniq]), self.p_hist_text[uniq],
                          pool_item_vec(self.p_item[uniq] + 1), self.p_item_text[uniq])[inv]  # [R, K, d]
         parts = [ex, self.cot_map(self.p_cot[idx]), self.label_emb(self.p_label[idx])] if self.cot else \
                 [ex, self.label_emb(self.p_label[idx])]
-        q_text = self.item_text[item + 1] if item is not None else self.item_text.new_zeros(len(users), self.item_text.shape[1])
-        q = self.tokens(users, state, hist_text, item_vec, q_text)
         seq = torch.cat([torch.stack(parts, 2).flatten(1, 2), q[:, None]], 1)  # [R, K * len(parts) + 1, d]
         h = self.decoder(inputs_embeds=seq).last_hidden_state
         recon = seq.new_zeros(())
@@ -151,10 +160,13 @@ class LLMCFSASRec(SASRec):
 
     def __init__(self, split, pool: CoTPool | None = None, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  recon_weight: float = 0.0, fusion: float = 0.1, dim: int = 64, encoder: str = "minilm",
-                 item_z: np.ndarray | None = None, pool_size: int = 400, recgen: str = "mixed", n_layers: int = 2,
-                 n_heads: int = 2, max_len: int = 50, dropout: float = 0.2, loss_type: str = "ce", init: str = INIT):
+                 item_z: np.ndarray | None = None, pool_size: int = 400, recgen: str = "mixed", ict_share: float = 1.0,
+                 n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2, loss_type: str = "ce",
+                 init: str = INIT):
         super().__init__(split, dim, n_layers, n_heads, max_len, dropout, loss_type, init)  # the backbone, as sasrec
-        self.recon_weight, self.fusion = recon_weight, fusion
+        if not 0 < ict_share <= 1:
+            raise ValueError(f"ict_share is the share of training positions sent through the ICT, in (0, 1]; got {ict_share}")
+        self.recon_weight, self.fusion, self.ict_share = recon_weight, fusion, ict_share
         z = text_features(split, encoder, item_z)  # a bad item table fails before any LLM work
         pool = pool if pool is not None else default_pool(split.dataset, pool_size, recgen)
         self.ctx = InContext(split, pool, dim, k, retrieval, cot, target_similarity=False, item_z=z)
@@ -178,7 +190,15 @@ class LLMCFSASRec(SASRec):
         valid = target > 0
         # query at position j: the mean text of the window's items up to j (running sums, padding is 0)
         text = self.ctx.item_text[ids].cumsum(1) / (ids > 0).cumsum(1).clamp(min=1).unsqueeze(-1)
-        u, recon = self.with_context(users[:, None].expand(-1, L)[valid], text[valid], h[valid])
+        u, qu, qt = h[valid], users[:, None].expand(-1, L)[valid], text[valid]
+        recon = u.new_zeros(())
+        if self.ict_share < 1:  # a random share of the positions through the ICT, the rest h alone
+            pick = torch.rand(len(u), device=u.device) < self.ict_share
+            if pick.any():
+                fused, recon = self.with_context(qu[pick], qt[pick], u[pick])
+                u = u.masked_scatter(pick[:, None], fused)
+        else:
+            u, recon = self.with_context(qu, qt, u)
         if self.loss_type == "ce":
             rec = F.cross_entropy(u @ self.item_emb.weight[1:].T, target[valid] - 1)
         else:
