@@ -295,3 +295,42 @@ def test_user_example_ranks_with_and_without_w(setup, synth):
     assert len(ex["examples"]) == 4 and set(ex["examples"]["liked"]) == {0, 1}
     with pytest.raises(ValueError, match="no test item"):
         user_example(m, pool, split, 10_000)
+
+
+def test_feature_pool_has_no_reasoning_and_serves_cot_false_only(setup):
+    from llmrec_lite.models.llmcf_offline import feature_pool
+
+    view, pool, item_z = setup
+    big = feature_pool(view, n=len(view.train) // 2, seed=1)
+    assert len(big.rows) == len(view.train) // 2 and not big.has_cot and pool.has_cot
+    assert set(map(tuple, big.rows[["user", "item"]].to_numpy())) <= set(map(tuple, view.train[["user", "item"]].to_numpy()))
+    with pytest.raises(ValueError, match="cot=False"):
+        ctx_for(view, big, item_z)
+    ctx = ctx_for(view, big, item_z, cot=False)
+    a = ctr_batch(view.arrays("valid"), np.arange(5), "cpu")
+    idx = ctx.retrieve(a["user"], ctx.mean_text(a["hist"]), a["item"])
+    assert idx.shape == (5, 4) and not (ctx.p_user[idx] == a["user"][:, None]).any()
+
+
+def test_ctr_user_example_compares_with_the_backbone(setup):
+    from llmrec_lite.explore import ctr_user_example
+    from llmrec_lite.models import DIN
+
+    view, pool, item_z = setup
+    torch.manual_seed(0)
+    m, din = LLMCFDIN(view, pool=pool, item_z=item_z).eval(), DIN(view).eval()
+    u = int(view.test["user"].iloc[0])
+    ex = ctr_user_example(m, din, pool, view, u, row=0)
+    rows = np.flatnonzero(view.arrays("test")["user"] == u)
+    assert len(ex["rows"]) == len(rows) and len(ex["examples"]) == 4
+    b = ctr_batch(view.arrays("test"), rows, "cpu")
+    with torch.no_grad():
+        assert np.allclose(ex["rows"]["p + ICT"], torch.sigmoid(m.predict(b)).numpy().round(3))
+        assert np.allclose(ex["rows"]["p backbone"], torch.sigmoid(din.predict(b)).numpy().round(3))
+    got = ex["rows"]["moved toward the label"].to_numpy()
+    want = np.where(ex["rows"]["liked"] == 1, ex["rows"]["p + ICT"] > ex["rows"]["p backbone"],
+                    ex["rows"]["p + ICT"] < ex["rows"]["p backbone"])
+    assert (got == want).all()
+    assert (pool.rows.iloc[m.last_retrieved[0].numpy()]["user"] != u).all()
+    with pytest.raises(ValueError, match="no test rows"):
+        ctr_user_example(m, din, pool, view, 10_000)

@@ -217,16 +217,7 @@ class CTRSplit(Split):
         0, most recent last) and hist_label [n, max_history] (1 liked, 0 not, -1 padding)."""
         cache = self.__dict__.setdefault("_arrays", {})
         if part not in cache:
-            df = self.part(part)
-            n, h = len(df), self.max_history
-            hist = np.zeros((n, h), np.int64)
-            hlab = np.full((n, h), -1, np.int64)
-            for r, (items, labs) in enumerate(zip(df["history"], df["history_label"])):
-                if len(items):
-                    hist[r, h - len(items):] = np.asarray(items) + 1
-                    hlab[r, h - len(items):] = labs
-            cache[part] = {"user": df["user"].to_numpy(np.int64), "item": df["item"].to_numpy(np.int64),
-                           "label": df["label"].to_numpy(np.float32), "hist": hist, "hist_label": hlab}
+            cache[part] = ctr_arrays(self.part(part), self.max_history)
         return cache[part]
 
     def subsample(self, train: int | None = None, valid: int | None = None, test: int | None = None,
@@ -250,6 +241,22 @@ class CTRSplit(Split):
         for name in ("item_popularity", "user_history_length", "head_items", "tail_users"):
             out.__dict__[name] = getattr(self, name)  # the groups of the full data
         return out
+
+
+def ctr_arrays(df: pd.DataFrame, max_history: int) -> dict[str, np.ndarray]:
+    """CTR rows (user, item, label, history, history_label) as arrays: user, item, label [n]; hist [n, max_history]
+    (item ids + 1, left-padded with 0, the most recent ``max_history`` last) and hist_label (1 liked, 0 not, -1
+    padding). Shared by ``CTRSplit.arrays`` and LLM-CF's pool rows."""
+    n, h = len(df), max_history
+    hist = np.zeros((n, h), np.int64)
+    hlab = np.full((n, h), -1, np.int64)
+    for r, (items, labs) in enumerate(zip(df["history"], df["history_label"])):
+        items, labs = list(items)[-h:], list(labs)[-h:]
+        if items:
+            hist[r, h - len(items):] = np.asarray(items) + 1
+            hlab[r, h - len(items):] = labs
+    return {"user": df["user"].to_numpy(np.int64), "item": df["item"].to_numpy(np.int64),
+            "label": df["label"].to_numpy(np.float32), "hist": hist, "hist_label": hlab}
 
 
 def ctr_view(ds: Dataset, threshold: float = 4, max_history: int = 20, ratios=(0.8, 0.1, 0.1)) -> CTRSplit:

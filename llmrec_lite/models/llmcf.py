@@ -83,6 +83,8 @@ class InContext(nn.Module):
             raise ValueError(f"unknown retrieval {retrieval!r}; valid: {list(RETRIEVALS)}")
         if not isinstance(k, int) or k < 0:
             raise ValueError(f"k is the number of retrieved examples, an integer >= 0 (0: no example); got {k!r}")
+        if cot and not pool.has_cot:
+            raise ValueError("this pool has no reasoning (a feature_pool): pass cot=False, or build_pool for CoTs")
         self.k, self.n_pos, self.retrieval, self.cot, self.target_similarity = k, (k + 1) // 2, retrieval, cot, target_similarity
         a = pool.arrays(getattr(split, "max_history", 20))
         for y, need in ((1, self.n_pos), (0, k // 2)):

@@ -162,15 +162,17 @@ class CoTPool:
     def __repr__(self) -> str:
         return f"CoTPool({len(self.rows)} rows, {int(self.rows['label'].sum())} positive, path={self.path!r})"
 
+    @property
+    def has_cot(self) -> bool:
+        """False for a ``feature_pool`` (no reasoning: usable with ``cot=False`` only)."""
+        return bool(np.abs(self.cot_z).sum() > 0)
+
     def arrays(self, max_history: int) -> dict[str, np.ndarray]:
-        """user, item, label [P]; hist [P, max_history] (ids + 1, left-padded) as a CTR batch has them."""
-        hist = np.zeros((len(self.rows), max_history), np.int64)
-        for r, h in enumerate(self.rows["history"]):
-            h = list(h)[-max_history:]
-            if h:
-                hist[r, max_history - len(h):] = np.asarray(h) + 1
-        return {"user": self.rows["user"].to_numpy(np.int64), "item": self.rows["item"].to_numpy(np.int64),
-                "label": self.rows["label"].to_numpy(np.int64), "hist": hist}
+        """user, item, label [P] (int); hist [P, max_history] (ids + 1, left-padded) as a CTR batch has them."""
+        from ..data.split import ctr_arrays
+
+        a = ctr_arrays(self.rows, max_history)
+        return {"user": a["user"], "item": a["item"], "label": a["label"].astype(np.int64), "hist": a["hist"]}
 
 
 def sample_rows(view, n: int, seed: int = 0) -> pd.DataFrame:
@@ -209,6 +211,15 @@ def build_pool(view, n: int = 400, lm="smollm2", identity: str | None = None, ma
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         path = os.fspath(path)
     return CoTPool(rows, cot_z.astype(np.float32), path)
+
+
+def feature_pool(view, n: int, seed: int = 0) -> CoTPool:
+    """A pool of ``n`` sampled train rows WITHOUT reasoning (no LLM call; for ``cot=False`` models only): what
+    retrieval can find when the pool is as large as the paper's 10% of the train rows, which CoT generation on a
+    CPU cannot afford."""
+    rows = sample_rows(view, n, seed)
+    rows["cot"] = ""
+    return CoTPool(rows, np.zeros((len(rows), 1), np.float32))
 
 
 RECGEN = ("mixed", "rec", "none")
