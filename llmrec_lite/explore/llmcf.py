@@ -9,6 +9,16 @@ import torch
 from ..models.llmcf_offline import item_names
 
 
+def examples_table(pool, retrieved, names) -> pd.DataFrame:
+    """The retrieved pool rows as a reader sees them: their user's last 3 movies, target, label and CoT."""
+    rows = pool.rows.iloc[retrieved]
+    return pd.DataFrame({
+        "their recent movies": [", ".join(names[i] for i in list(h)[-3:]) for h in rows["history"]],
+        "target": [names[i] for i in rows["item"]],
+        "liked": rows["label"].astype(int).to_numpy(),
+        "reasoning (CoT)": rows["cot"].to_numpy()})
+
+
 def user_example(model, pool, split, user: int, stage: str = "test", top: int = 5) -> dict:
     """For an ``LLMCFSASRec`` model and one user: the retrieved pool rows (their user's last behaviours, target,
     label and CoT), and the rank of the user's ``stage`` target among the unseen items with the ICT output
@@ -33,12 +43,7 @@ def user_example(model, pool, split, user: int, stage: str = "test", top: int = 
         model.fusion = fusion
     t = int(target[user])
     ranks = {k: int((s > s[t]).sum()) + 1 for k, s in scores.items()}
-    rows = pool.rows.iloc[retrieved]
-    examples = pd.DataFrame({
-        "their recent movies": [", ".join(names[i] for i in list(h)[-3:]) for h in rows["history"]],
-        "target": [names[i] for i in rows["item"]],
-        "liked": rows["label"].astype(int).to_numpy(),
-        "reasoning (CoT)": rows["cot"].to_numpy()})
+    examples = examples_table(pool, retrieved, names)
     return {"user": user, "history": [names[i] for i in split.histories("train")[user][-5:]],
             "target": names[t], "ranks": ranks, "examples": examples,
             "top": {k: [names[i] for i in np.argsort(-s, kind="stable")[:top]] for k, s in scores.items()}}
@@ -100,11 +105,7 @@ def ctr_user_example(model, backbone, pool, view, user: int, stage: str = "test"
     table = pd.DataFrame({"target": [names[i] for i in a["item"][rows]], "liked": label,
                           "p backbone": p_back.round(3), "p + ICT": p_model.round(3)})
     table["moved toward the label"] = np.where(label == 1, p_model > p_back, p_model < p_back)
-    ex = pool.rows.iloc[retrieved]
-    examples = pd.DataFrame({
-        "their recent movies": [", ".join(names[i] for i in list(h)[-3:]) for h in ex["history"]],
-        "target": [names[i] for i in ex["item"]], "liked": ex["label"].astype(int).to_numpy(),
-        "reasoning (CoT)": ex["cot"].to_numpy()})
+    examples = examples_table(pool, retrieved, names)
     hist = a["hist"][rows[row]]
     return {"user": user, "row": row, "history": [names[i - 1] for i in hist[hist > 0][-5:]],
             "target": names[a["item"][rows[row]]], "rows": table, "examples": examples}
