@@ -276,10 +276,10 @@ def test_measured_costs_and_their_plots(setup, synth):
     assert bigger.iloc[-1][["split_layer", "history", "token s/step"]].tolist() == [3, 20, 9.0]
     assert grid_point(grid, 3, 20) is grid  # nothing to measure with: the grid as it is
     ui = bahe_widget(grid, fake, split_layers=(4,), histories=(50,))
-    assert ui.widget.children[0].options == (1, 2, 4) and ui.widget.children[1].options == (5, 10, 50)
-    assert (ui.widget.children[0].value, ui.widget.children[1].value) == (1, 5) and calls == [(3, 20)]  # opens on the grid
+    assert ui.children[0].options == (1, 2, 4) and ui.children[1].options == (5, 10, 50)
+    assert (ui.children[0].value, ui.children[1].value) == (1, 5) and calls == [(3, 20)]  # opens on the grid
     ui = bahe_widget(grid, split_layer=2, history=10)
-    assert (ui.widget.children[0].value, ui.widget.children[1].value) == (2, 10)
+    assert (ui.children[0].value, ui.children[1].value) == (2, 10)
     assert plot_counts({"synthetic": behaviour_counts(synth, (2, 4))}).axes[0].get_yscale() == "log"
     with pytest.raises(ValueError, match="have 50 behaviours"):
         measure_encodings(ctr_view(synth, max_history=50), batch_size=4, reps=1, lm=pair, **KW)

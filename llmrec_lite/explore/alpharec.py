@@ -9,6 +9,7 @@ from ..data.split import Split
 from ..experiment import train_and_test
 from ..metrics import evaluate
 from ..text import item_embeddings
+from .common import explorer
 
 PROBES = {"linear": ("alpharec-linear", {}), "mlp": ("alpharec", {"n_layers": 0})}
 
@@ -82,9 +83,9 @@ def probe_widget(split: Split, references: dict[str, float] | None = None, contr
     """ipywidgets front-end of ``draw_probe``: pick encoder, layer, pooling, probe, epochs, then Run."""
     import ipywidgets as w
 
-    return w.interact_manual(
+    return explorer(
         lambda encoder, layer, pooling, probe_kind, epochs: draw_probe(
-            split, encoder, layer, pooling, probe_kind, epochs, references, controls=controls),
+            split, encoder, layer, pooling, probe_kind, epochs, references, controls=controls), manual=True,
         encoder=w.Dropdown(options=list(encoders), value=encoders[0]),
         layer=w.Dropdown(options=[("last", -1), ("middle (15)", 15), ("early (5)", 5)], value=-1),
         pooling=w.Dropdown(options=["mean", "last"], value="mean"),
@@ -145,8 +146,8 @@ def intention_widget(model, split: Split, encode, users=None):
     import ipywidgets as w
 
     users = list(users if users is not None else range(min(split.n_users, 50)))
-    return w.interact_manual(
-        lambda intention, user, alpha: intention_top_k(model, split, user, encode(intention), alpha),
+    return explorer(
+        lambda intention, user, alpha: intention_top_k(model, split, user, encode(intention), alpha), manual=True,
         intention=w.Text(value="a funny animated movie for kids"),
         user=w.Dropdown(options=users, value=users[0]),
         alpha=w.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from .common import explorer
 
 
 def behaviour_counts(dataset, histories=(10, 20, 50, 100)) -> pd.DataFrame:
@@ -198,7 +199,7 @@ def bahe_widget(grid: pd.DataFrame, measure=None, split_layers=(), histories=(),
 
     choices = (lambda col, extra: sorted(set(grid[col].tolist()) | set(extra if measure is not None else ())))
     first = grid.iloc[0]
-    return w.interact(show, split_layer=w.Dropdown(options=choices("split_layer", split_layers),
+    return explorer(show, split_layer=w.Dropdown(options=choices("split_layer", split_layers),
                                                    value=int(first["split_layer"] if split_layer is None else split_layer)),
                       history=w.Dropdown(options=choices("history", histories),
                                          value=int(first["history"] if history is None else history)))

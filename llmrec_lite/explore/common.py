@@ -1,5 +1,5 @@
-"""What every notebook's explorers share: neighbourhoods in an embedding space (one cosine kNN helper,
-``retrieval.cosine_knn``), popularity bins, and the two-distribution overlay map."""
+"""What every notebook's explorers share: the live widget (``explorer``), neighbourhoods in an embedding space
+(one cosine kNN helper, ``retrieval.cosine_knn``), popularity bins, and the two-distribution overlay map."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -7,6 +7,48 @@ import numpy as np
 
 from ..data.split import Split
 from ..retrieval import cosine_knn
+
+
+def explorer(draw, manual: bool = False, **controls):
+    """Controls above one live output: every explorer's ipywidgets front-end.
+
+    ``draw(**values)`` gets each control's value by name and returns a matplotlib figure, a tuple whose first
+    element is one, a table (anything IPython displays), or None when it printed what it shows. Each draw
+    replaces the previous one in the output, and a figure is closed once displayed, so the notebook keeps no
+    stale copy of it below the widget; the returned ``VBox`` is the cell's only output (``interact`` also
+    returned its function, which the notebook printed). ``manual=True`` adds a Run button and draws only when
+    it is pressed (for explorers that train something); otherwise it draws now and on every change.
+    The box carries ``.controls``, ``.output``, ``.draws`` (how many draws so far) and ``.result`` (the last)."""
+    import ipywidgets as w
+    from IPython.display import display
+    from matplotlib.figure import Figure
+
+    for name, c in controls.items():
+        c.description = c.description or name.replace("_", " ")
+    out = w.Output()
+    button = w.Button(description="Run", button_style="primary") if manual else None
+    box = w.VBox([*controls.values(), *([button] if button else []), out])
+    box.controls, box.output, box.draws, box.result = controls, out, 0, None
+
+    def render(*_):
+        with out:
+            out.clear_output(wait=True)
+            result = draw(**{name: c.value for name, c in controls.items()})
+            fig = result[0] if isinstance(result, tuple) and result else result
+            if isinstance(fig, Figure):
+                display(fig)
+                plt.close(fig)
+            elif result is not None:
+                display(result)
+        box.draws, box.result = box.draws + 1, result
+
+    if manual:
+        button.on_click(render)
+    else:
+        for c in controls.values():
+            c.observe(render, names="value")
+        render()
+    return box
 
 
 def neighbour_agreement(x: np.ndarray, labels, k: int = 10) -> float:

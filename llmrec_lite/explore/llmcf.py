@@ -7,6 +7,7 @@ import pandas as pd
 import torch
 
 from ..models.llmcf_offline import item_names
+from .common import explorer
 
 
 def examples_table(pool, retrieved, names) -> pd.DataFrame:
@@ -68,8 +69,7 @@ def draw_llmcf_example(models: dict, pool, split, user: int, k: int, stage: str 
         ax.text(v, i, f" {v}", va="center")
     ax.set(xscale="log", xlabel="rank of the target among unseen items (1 = top)", title=f"K = {k}")
     ax.invert_yaxis()
-    plt.tight_layout()
-    plt.show()
+    fig.tight_layout()
     return fig, ex
 
 
@@ -78,7 +78,7 @@ def llmcf_widget(models: dict, pool, split, users, stage: str = "test"):
     import ipywidgets as w
 
     users = [int(u) for u in users]
-    return w.interact(lambda user, k: draw_llmcf_example(models, pool, split, user, k, stage) and None,
+    return explorer(lambda user, k: draw_llmcf_example(models, pool, split, user, k, stage),
                       user=w.Dropdown(options=users, value=users[0]),
                       k=w.Dropdown(options=sorted(models), value=4 if 4 in models else sorted(models)[0]))
 
@@ -135,8 +135,7 @@ def draw_llmcf_ctr_example(models: dict, backbone, pool, view, user: int, k: int
     ax.set(xlim=(0, 1), xlabel="click probability (green: liked, red: not)", title=f"user {user}'s {stage} rows")
     ax.invert_yaxis()
     ax.legend(fontsize=7, loc="lower right")
-    plt.tight_layout()
-    plt.show()
+    fig.tight_layout()
     return fig, ex
 
 
@@ -145,7 +144,7 @@ def llmcf_ctr_widget(models: dict, backbone, pool, view, users, stage: str = "te
     import ipywidgets as w
 
     users = [int(u) for u in users]
-    return w.interact(lambda user, k, row: draw_llmcf_ctr_example(models, backbone, pool, view, user, k, row, stage) and None,
+    return explorer(lambda user, k, row: draw_llmcf_ctr_example(models, backbone, pool, view, user, k, row, stage),
                       user=w.Dropdown(options=users, value=users[0]),
                       k=w.Dropdown(options=sorted(models), value=4 if 4 in models else sorted(models)[0]),
                       row=w.IntSlider(min=0, max=9, value=0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from .common import explorer
 
 
 def plot_gains(records: dict[str, dict], baseline: str, metric: str = "ndcg@10",
@@ -34,8 +35,10 @@ def gain_widget(records: dict[str, dict], baseline: str):
     """ipywidgets front-end of ``plot_gains``: pick the metric and the variants to compare."""
     import ipywidgets as w
 
+    if baseline not in records:
+        raise ValueError(f"no record named {baseline!r} to measure gains against; records: {list(records)}")
     names = [k for k in records if k != baseline]
-    return w.interact(
+    return explorer(
         lambda metric, variants: plot_gains({baseline: records[baseline]} | {v: records[v] for v in variants},
                                             baseline, metric),
         metric=w.Dropdown(options=["ndcg@10", "hr@10", "ndcg@20", "hr@20"], value="ndcg@10"),

@@ -9,6 +9,7 @@ import torch
 
 from ..data.split import Split
 from ..experiment import train_and_test
+from .common import explorer
 
 
 def _users(split: Split, n_users: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -112,9 +113,9 @@ def molar_widget(split: Split, item_z: np.ndarray, id_model, reference: dict | N
     """ipywidgets front-end of ``draw_molar_alignment``: alignment weight, temperature, epochs, then Run."""
     import ipywidgets as w
 
-    return w.interact_manual(
+    return explorer(
         lambda align_weight, tau, epochs: draw_molar_alignment(split, item_z, id_model, align_weight, tau, epochs,
-                                                               reference, before=before, **model_kw)[0],
+                                                               reference, before=before, **model_kw), manual=True,
         align_weight=w.FloatLogSlider(value=0.1, base=10, min=-3, max=1, step=0.5, description="lambda"),
         tau=w.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.25, description="tau"),
         epochs=w.IntSlider(value=5, min=1, max=50, step=1))

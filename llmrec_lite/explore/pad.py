@@ -9,7 +9,7 @@ import torch
 from ..data.split import Split
 from ..experiment import refit_stage
 from ..metrics import evaluate
-from .common import plot_overlay
+from .common import explorer, plot_overlay
 
 
 def realign(pretrained, split: Split, weight: float = 0.2, kernel: str = "multi", epochs: int = 5, bce: bool = True,
@@ -48,8 +48,8 @@ def alignment_widget(pretrained, split: Split):
     """ipywidgets front-end of ``draw_alignment``: alignment weight, kernel set, BCE on/off."""
     import ipywidgets as w
 
-    return w.interact_manual(
-        lambda weight, kernel, bce, epochs: draw_alignment(pretrained, split, weight, kernel, epochs, bce),
+    return explorer(
+        lambda weight, kernel, bce, epochs: draw_alignment(pretrained, split, weight, kernel, epochs, bce), manual=True,
         weight=w.FloatLogSlider(value=0.2, base=10, min=-2, max=2, step=0.1),
         kernel=w.Dropdown(options=["multi", "single", "linear"], value="multi"),
         bce=w.Checkbox(value=True, description="BCE during alignment"),
