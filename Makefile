@@ -12,7 +12,7 @@ ifneq ($(wildcard ../shared/data/ml-100k),)
 export LLMREC_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: run test env clean notebooks
+.PHONY: run test env clean notebooks browser
 
 env: $(VENV)/.installed
 
@@ -25,7 +25,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: env
 	$(PY) -m llmrec_lite quickstart
 
-test: env
+# Debian's chromium for the real-browser test (tests/test_browser.py): installed with apt when run as root,
+# otherwise that test fails saying how to get it (LLMREC_NO_BROWSER=1 skips it on purpose).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium >/dev/null; }; }; } || \
+	  echo "make: no chromium here; tests/test_browser.py will fail (apt-get install chromium, or LLMREC_NO_BROWSER=1)"
+
+test: env browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 	HF_HUB_OFFLINE=1 LLMREC_SMOKE=1 $(PY) -m pytest -q --nbmake --nbmake-timeout=1200 notebooks
 
