@@ -1,4 +1,4 @@
-"""Command line: ``python -m llmrec_lite run MODEL --dataset ml-100k`` and ``python -m llmrec_lite info``."""
+"""Command line: ``python -m llmrec_lite run MODEL --dataset ml-100k``, ``... leaderboard`` and ``... info``."""
 from __future__ import annotations
 
 import argparse
@@ -93,8 +93,20 @@ def main(argv=None) -> int:
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
     q.add_argument("--out", type=Path, default=Path("results/quickstart.json"))
     q.add_argument("--epochs", type=int, default=None)
+    lb = sub.add_parser("leaderboard", help="every stored benchmark run side by side (mean ± std over seeds)")
+    lb.add_argument("--dataset", default=None, help="only this dataset (default: all with stored runs)")
+    lb.add_argument("--task", choices=["ranking", "ctr"], default=None)
+    lb.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    lb.add_argument("--results", type=Path, default=None,
+                    help="a benchmark results.json (default: benchmarks/results.json, plus seeds.jsonl beside it)")
     args = p.parse_args(argv)
     try:
+        if args.cmd == "leaderboard":
+            from .leaderboard import leaderboard, load_records, to_json, to_markdown
+
+            board = leaderboard(load_records(args.results), dataset=args.dataset, task=args.task)
+            print(to_markdown(board) if args.format == "markdown" else to_json(board))
+            return 0
         if args.cmd == "info":
             print(info())
             return 0

@@ -161,6 +161,8 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         "best_epoch": res.best_epoch,
         "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
         **({"stages": stages} if len(stages) > 1 else {}),
+        "parameters": {"trainable": sum(p.numel() for p in m.parameters() if p.requires_grad),
+                       "frozen": sum(p.numel() for p in m.parameters() if not p.requires_grad)},
         "hyperparameters": _in_force(cls, model_kw, hp, spec.task),
         "overrides": sorted(overrides),
         "language_model": _lm_identity(spec, model_kw),

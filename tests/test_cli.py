@@ -25,8 +25,10 @@ def test_run_writes_documented_json(tmp_path, capsys, ml100k):
 
 
 def test_run_mf_on_synthetic():
-    rec = run("mf", "synthetic", epochs=2, progress=False)
+    rec = run("mf", "synthetic", epochs=2, progress=False, dim=8)
     assert rec["epochs"] == 2 and rec["split"] == "random"
+    n = rec["dataset_stats"]
+    assert rec["parameters"] == {"trainable": 8 * (n["users"] + n["items"]), "frozen": 0}  # two 8-d tables
     assert "mf" in format_table([rec])
 
 

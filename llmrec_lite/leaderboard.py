@@ -1,0 +1,186 @@
+"""The six papers side by side: what each attacks and where its LLM runs (``PAPERS``, the reading group's
+comparison table), and the leaderboard of every benchmark run (``leaderboard``), read from the benchmark's
+stored results, never re-trained.
+
+    python -m llmrec_lite leaderboard                          # every dataset, markdown
+    python -m llmrec_lite leaderboard --dataset ml-100k --format json
+
+Runs come from ``benchmarks/results.json`` (``benchmarks/run.py``) and ``benchmarks/seeds.jsonl``
+(``benchmarks/seeds.py``, more model seeds of the sequential models); the same (label, dataset, split, seed) in
+both is one run. One row per (label, dataset, split): mean and standard deviation over the seeds it has.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pandas as pd
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+# label -> paper, for the benchmark's labels (variants and controls included)
+PAPER_OF = {"alpharec": "AlphaRec", "alpharec-linear": "AlphaRec", "alpharec-linear:random": "AlphaRec (control)",
+            "llmesr": "LLM-ESR", "llmesr-alpha0": "LLM-ESR (no distillation)", "llmesr-ce-alpha0": "LLM-ESR (CE, no distillation)",
+            "llmesr-alpha0-smollm2": "LLM-ESR (SmolLM2 vectors)", "pad": "PAD", "id-text-concat": "PAD's baseline",
+            "molar": "Molar", "bahe": "BAHE", "llmcf-sasrec": "LLM-CF", "llmcf-din": "LLM-CF"}
+
+# The reading notes' comparison (their last section), one row per paper, with where this project's compact
+# version runs its language model. "LLM calls per served request" counts forward passes of LLM layers made to
+# answer one request once everything offline is stored.
+PAPERS = pd.DataFrame([
+    {"paper": "AlphaRec", "problem": "do language representations alone carry collaborative signal?",
+     "mechanism": "frozen LM title vectors -> MLP -> graph convolution, contrastive loss; no ID embeddings",
+     "where the LLM runs": "offline: one encoder pass per item title", "stored offline": "item title vectors",
+     "LM passes per item": 1, "LLM calls per served request": 0, "notebook": "01_alpharec.ipynb"},
+    {"paper": "LLM-ESR", "problem": "long-tail users and items in sequential recommendation",
+     "mechanism": "dual view (frozen LM semantics + IDs) fused, retrieval-augmented self-distillation from similar users",
+     "where the LLM runs": "offline: one pass per item", "stored offline": "item vectors, similar-user lists",
+     "LM passes per item": 1, "LLM calls per served request": 0, "notebook": "02_llm_esr.ipynb"},
+    {"paper": "PAD", "problem": "aligning text and collaborative embeddings without forgetting",
+     "mechanism": "pre-train IDs, align with multi-kernel MMD, three experts (ID / text / aligned) behind a gate",
+     "where the LLM runs": "offline: one pass per item", "stored offline": "item vectors",
+     "LM passes per item": 1, "LLM calls per served request": 0, "notebook": "03_pad.ipynb"},
+    {"paper": "Molar", "problem": "text-only items lose modalities; fusing IDs early learns ID regularities",
+     "mechanism": "an (M)LLM embeds item attributes, LLM decoder layers read the sequence, post-alignment with an ID model",
+     "where the LLM runs": "offline: item embeddings; online: the LLM decoder layers over the item sequence",
+     "stored offline": "item embeddings", "LM passes per item": 1, "LLM calls per served request": 1,
+     "notebook": "04_molar.ipynb"},
+    {"paper": "BAHE", "problem": "cost of LLM CTR models on long textual behaviour sequences",
+     "mechanism": "lower LLM layers encode each behaviour once into a table; upper layers model the sequence",
+     "where the LLM runs": "offline: lower layers once per behaviour; online: the upper layers over M vectors",
+     "stored offline": "behaviour embedding table", "LM passes per item": 1, "LLM calls per served request": 1,
+     "notebook": "05_bahe.ipynb"},
+    {"paper": "LLM-CF", "problem": "LLM recommenders see few users and items; an LLM call per interaction is too slow",
+     "mechanism": "RecGen LLM writes chain-of-thought offline; retrieved examples feed a small in-context transformer",
+     "where the LLM runs": "offline: CoT for a sample of train rows (and their embeddings)",
+     "stored offline": "in-context CoT dataset with embeddings", "LM passes per item": 0,
+     "LLM calls per served request": 0, "notebook": "06_llm_cf.ipynb"},
+])
+
+RANKING_COLUMNS = {"ndcg@10": ("ndcg@10", None), "recall@20": ("recall@20", None),
+                   "head-item N@10": ("ndcg@10", "head_items"), "tail-item N@10": ("ndcg@10", "tail_items"),
+                   "tail-user N@10": ("ndcg@10", "tail_users")}
+CTR_COLUMNS = {"auc": ("auc", None), "logloss": ("logloss", None), "tail-item AUC": ("auc", "tail_items"),
+               "tail-user AUC": ("auc", "tail_users")}
+
+
+def label(r: dict) -> str:
+    return r.get("label", r["model"])
+
+
+def load_records(results: Path | str | None = None, seeds: Path | str | None = None) -> list[dict]:
+    """Every stored benchmark run: ``results`` (default ``benchmarks/results.json``) plus ``seeds`` (default
+    ``benchmarks/seeds.jsonl`` beside it, if present), one record per (label, dataset, split, seed)."""
+    results = Path(results) if results is not None else BENCHMARKS / "results.json"
+    if not results.is_file():
+        raise FileNotFoundError(f"no benchmark results at {results}: run `python benchmarks/run.py` "
+                                f"(or pass --results PATH)")
+    try:
+        records = json.loads(results.read_text())["records"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{results} is not a benchmark results file ({e}); re-run `python benchmarks/run.py`") from None
+    seeds = Path(seeds) if seeds is not None else results.parent / "seeds.jsonl"
+    if seeds.is_file():
+        records = records + [json.loads(line) for line in seeds.read_text().splitlines() if line.strip()]
+    out = {}
+    for r in records:  # results.json first: its seed-2020 rows of the seeds.py labels are those same runs
+        out.setdefault((label(r), r["dataset"], r["split"], r["seed"]), r)
+    return list(out.values())
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return math.nan, math.nan
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else math.nan)
+
+
+def leaderboard(records: list[dict], dataset: str | None = None, task: str | None = None) -> pd.DataFrame:
+    """One row per (label, dataset, split): seeds, mean and std of the headline metrics (ranking: NDCG@10,
+    Recall@20, head/tail items, tail users; CTR: AUC, LogLoss, tail items / users), train seconds, s/epoch,
+    trainable / frozen parameters where the run recorded them, and ``stale`` (measured before the issue-10
+    fidelity fixes). Sorted by dataset, task, then the headline metric (NDCG@10 or AUC), best first."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        kind = "ctr" if r.get("task") == "ctr" or r["split"] == "ctr" else "ranking"
+        if (dataset and r["dataset"] != dataset) or (task and kind != task):
+            continue
+        groups.setdefault((label(r), r["dataset"], r["split"], kind), []).append(r)
+    if not groups:
+        have = sorted({r["dataset"] for r in records})
+        raise ValueError(f"no stored runs for dataset={dataset!r} task={task!r}; datasets with runs: {have}")
+    rows = []
+    for (name, ds, split, kind), rs in groups.items():
+        row = {"model": name, "paper": PAPER_OF.get(name, "baseline"), "dataset": ds, "split": split, "task": kind,
+               "seeds": len(rs)}
+        for col, (key, group) in (CTR_COLUMNS if kind == "ctr" else RANKING_COLUMNS).items():
+            vals = [(r["metrics"]["by_group"].get(group, {}) if group else r["metrics"]).get(key) for r in rs]
+            row[col], row[f"{col} std"] = _mean_std(vals)
+        row["train s"] = _mean_std([r.get("train_seconds") for r in rs])[0]
+        row["s/epoch"] = _mean_std([r.get("seconds_per_epoch") for r in rs])[0]
+        params = rs[0].get("parameters") or {}
+        row["trainable params"], row["frozen params"] = params.get("trainable"), params.get("frozen")
+        row["interactions"] = (rs[0].get("dataset_stats") or {}).get("interactions")
+        row["stale"] = any(r.get("stale") for r in rs)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    for col in [*RANKING_COLUMNS, *CTR_COLUMNS]:
+        for c in (col, f"{col} std"):
+            if c not in df:
+                df[c] = math.nan
+    df["_score"] = df["auc"].where(df["task"] == "ctr", df["ndcg@10"])
+    return df.sort_values(["dataset", "task", "split", "_score"], ascending=[True, False, False, False],
+                          ignore_index=True).drop(columns="_score")
+
+
+def missing_papers(board: pd.DataFrame) -> list[str]:
+    """Papers of ``PAPERS`` with no stored benchmark run in ``board`` (their notebooks measure them)."""
+    have = {PAPER_OF.get(m, "").split(" (")[0] for m in board["model"]}
+    return [p for p in PAPERS["paper"] if p not in have]
+
+
+def _cell(value, std=None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}" + ("" if std is None or math.isnan(std) else f" ± {std:.4f}")
+    return str(value)
+
+
+def to_markdown(board: pd.DataFrame) -> str:
+    """The leaderboard as markdown tables, one per (dataset, task); † = measured before the issue-10 fixes."""
+    out = []
+    splits = {"random": "ranking, per-user random 80/10/10", "loo": "ranking, leave-one-out by time",
+              "ctr": "CTR view (label = rating >= 4, earlier behaviours)"}
+    for (ds, kind, split), part in board.groupby(["dataset", "task", "split"], sort=False):
+        cols = list(CTR_COLUMNS if kind == "ctr" else RANKING_COLUMNS)
+        head = ["model", "paper", "split", "seeds"] + cols + ["train s", "s/epoch", "trainable params"]
+        lines = [f"### {ds} · {splits.get(split, split)}",
+                 "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for _, r in part.iterrows():
+            cells = [r["model"] + (" †" if r["stale"] else ""), r["paper"], r["split"], str(r["seeds"])]
+            cells += [_cell(r[c], r[f"{c} std"]) for c in cols]
+            cells += [f"{r['train s']:.0f}", f"{r['s/epoch']:.2f}",
+                      "—" if pd.isna(r["trainable params"]) else f"{int(r['trainable params']):,}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    note = "\n\n† measured before the issue-10 fidelity fixes; refresh with `python benchmarks/run.py --only <model>`." \
+        if board["stale"].any() else ""
+    missing = missing_papers(board)
+    if missing:
+        nbs = dict(zip(PAPERS["paper"], PAPERS["notebook"]))
+        note += ("\n\nNo stored benchmark run here for " + ", ".join(f"{p} (measured in notebooks/{nbs[p]})" for p in missing)
+                 + ".")
+    return "\n\n".join(out) + note
+
+
+def to_json(board: pd.DataFrame) -> str:
+    """The leaderboard as a JSON list of rows (NaN -> null; the other task's metric columns left out)."""
+    rows = []
+    for row in board.astype(object).to_dict("records"):
+        other = RANKING_COLUMNS if row["task"] == "ctr" else CTR_COLUMNS
+        skip = set(other) | {f"{c} std" for c in other}
+        rows.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k not in skip})
+    return json.dumps(rows, indent=1)

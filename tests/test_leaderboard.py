@@ -1,0 +1,81 @@
+"""The leaderboard reads stored benchmark runs: one row per (label, dataset, split), mean ± std over seeds,
+a run stored in both results.json and seeds.jsonl counted once, stale runs marked, clear errors."""
+import json
+import math
+
+import pytest
+
+from llmrec_lite.cli import main
+from llmrec_lite.leaderboard import PAPERS, leaderboard, load_records, missing_papers, to_json, to_markdown
+
+
+def rec(model, seed, ndcg, dataset="ml-100k", split="loo", **extra):
+    groups = {g: {"ndcg@10": ndcg / 2, "recall@20": ndcg} for g in ("head_items", "tail_items", "tail_users")}
+    return {"model": model, "dataset": dataset, "split": split, "seed": seed, "train_seconds": 10.0 * seed,
+            "seconds_per_epoch": 1.0, "metrics": {"ndcg@10": ndcg, "recall@20": 2 * ndcg, "by_group": groups}} | extra
+
+
+def ctr(model, seed, auc):
+    groups = {g: {"auc": auc - 0.1} for g in ("tail_items", "tail_users")}
+    return {"model": model, "task": "ctr", "dataset": "ml-100k", "split": "ctr", "seed": seed, "train_seconds": 1.0,
+            "seconds_per_epoch": 0.5, "metrics": {"auc": auc, "logloss": 0.6, "by_group": groups},
+            "parameters": {"trainable": 1234, "frozen": 0}}
+
+
+@pytest.fixture
+def stored(tmp_path):
+    results = [rec("sasrec", 1, 0.10, label="sasrec-bce"), rec("pad", 1, 0.30), rec("pad", 2, 0.10, stale=True),
+               rec("mf", 1, 0.5, split="random"), ctr("din", 1, 0.70), ctr("llmcf-din", 1, 0.78)]
+    (tmp_path / "results.json").write_text(json.dumps({"records": results}))
+    more = [rec("sasrec", 1, 0.99, label="sasrec-bce"),  # the same run as results.json's: counted once, results wins
+            rec("sasrec", 2, 0.20, label="sasrec-bce")]
+    (tmp_path / "seeds.jsonl").write_text("\n".join(json.dumps(r) for r in more) + "\n")
+    return tmp_path / "results.json"
+
+
+def test_one_row_per_label_with_mean_and_std_over_seeds(stored):
+    board = leaderboard(load_records(stored))
+    row = board.set_index("model").loc["pad"]
+    assert row["seeds"] == 2 and row["ndcg@10"] == pytest.approx(0.2) and row["ndcg@10 std"] == pytest.approx(math.sqrt(0.02))
+    assert row["tail-item N@10"] == pytest.approx(0.1) and row["train s"] == pytest.approx(15.0) and row["stale"]
+    sas = board.set_index("model").loc["sasrec-bce"]
+    assert sas["seeds"] == 2 and sas["ndcg@10"] == pytest.approx(0.15)  # 0.99 (a duplicate of seed 1) not counted
+    assert sas["paper"] == "baseline" and board.set_index("model").loc["llmcf-din", "paper"] == "LLM-CF"
+    # per dataset: ranking before CTR, each split on its own, best first
+    assert board["model"].tolist() == ["mf", "pad", "sasrec-bce", "llmcf-din", "din"]
+    assert board.set_index("model").loc["din", "trainable params"] == 1234
+
+
+def test_filters_and_markdown_and_json(stored):
+    records = load_records(stored)
+    board = leaderboard(records, task="ctr")
+    assert set(board["model"]) == {"din", "llmcf-din"} and board["auc"].iloc[0] == pytest.approx(0.78)
+    md = to_markdown(leaderboard(records))
+    assert "| pad † | PAD | loo | 2 | 0.2000 ± 0.1414 |" in md and "† measured before the issue-10" in md
+    assert md.count("### ml-100k") == 3  # random, leave-one-out and CTR tables
+    assert "No stored benchmark run here for AlphaRec" in md and "Molar (measured in notebooks/04_molar.ipynb)" in md
+    assert missing_papers(board) == [p for p in PAPERS["paper"] if p != "LLM-CF"]
+    rows = json.loads(to_json(board))
+    assert rows[0]["model"] == "llmcf-din" and "ndcg@10" not in rows[0] and rows[0]["auc std"] is None
+    with pytest.raises(ValueError, match=r"no stored runs for dataset='netflix'.*\['ml-100k'\]"):
+        leaderboard(records, dataset="netflix")
+
+
+def test_cli_prints_the_table_and_names_bad_files(stored, tmp_path, capsys):
+    assert main(["leaderboard", "--results", str(stored), "--dataset", "ml-100k", "--task", "ranking"]) == 0
+    out = capsys.readouterr().out
+    assert "| sasrec-bce | baseline | loo | 2 | 0.1500 ± 0.0707 |" in out and "din" not in out
+    assert main(["leaderboard", "--results", str(stored), "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 5
+    assert main(["leaderboard", "--results", str(tmp_path / "none.json")]) == 2
+    assert "no benchmark results at" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["leaderboard", "--results", str(bad)]) == 2
+    assert "is not a benchmark results file" in capsys.readouterr().err
+
+
+def test_the_repository_benchmark_renders():
+    board = leaderboard(load_records())
+    assert {"ml-100k", "amazon-pantry"} <= set(board["dataset"]) and (board["seeds"] >= 1).all()
+    assert "### ml-100k" in to_markdown(board)
