@@ -15,6 +15,7 @@ from .data import LOADERS, DataError
 from .text.models import ModelNotFoundError
 from .experiment import DATASETS, format_table, run
 from .io import save_json
+from .io import save_npy as save_npy_file
 from .models import MODELS, resolve_alias
 
 def info() -> str:
@@ -93,6 +94,15 @@ def main(argv=None) -> int:
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
     q.add_argument("--out", type=Path, default=Path("results/quickstart.json"))
     q.add_argument("--epochs", type=int, default=None)
+    e = sub.add_parser("encode", help="encode a dataset's item texts into the embedding cache (shards under accelerate launch)")
+    e.add_argument("--dataset", default="ml-100k", help=f"one of: {', '.join(DATASETS)}")
+    e.add_argument("--encoder", default="minilm", help="minilm | smollm2 | a HF path/id")
+    e.add_argument("--pooling", default="mean", help="mean | last | first | mean_skip_first")
+    e.add_argument("--layer", type=int, default=-1, help="hidden layer (-1 = last)")
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: float32 on CPU, bf16 on CUDA)")
+    e.add_argument("--data-dir", default=None, help=f"data root (default: ${DATA_ENV} or ./data)")
+    e.add_argument("--out", type=Path, default=None, help="also write the table here (.npy)")
     lb = sub.add_parser("leaderboard", help="every stored benchmark run side by side (mean ± std over seeds)")
     lb.add_argument("--dataset", default=None, help="only this dataset (default: all with stored runs)")
     lb.add_argument("--task", choices=["ranking", "ctr"], default=None)
@@ -106,6 +116,25 @@ def main(argv=None) -> int:
 
             board = leaderboard(load_records(args.results), dataset=args.dataset, task=args.task)
             print(to_markdown(board) if args.format == "markdown" else to_json(board))
+            return 0
+        if args.cmd == "encode":
+            from .data import load_dataset
+            from .text.shard import encode_sharded
+
+            t = time.perf_counter()
+            texts = load_dataset(args.dataset, root=args.data_dir, verbose=False).item_texts
+            table = encode_sharded(texts, args.encoder, args.pooling, args.layer, batch_size=args.batch_size,
+                                   dtype=args.dtype)
+            if table is not None:  # the main process
+                from accelerate import PartialState
+
+                n = PartialState().num_processes  # the state encode_sharded set up
+                print(f"encoded {len(texts)} item texts of {args.dataset} with {args.encoder} ({args.pooling}, layer "
+                      f"{args.layer}): {table.shape[1]}-d, {n} process{'es' if n > 1 else ''}, "
+                      f"{time.perf_counter() - t:.1f} s; cached for every model that reads item text")
+                if args.out:
+                    save_npy_file(table, args.out)
+                    print(f"wrote {args.out}")
             return 0
         if args.cmd == "info":
             print(info())

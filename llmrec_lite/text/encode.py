@@ -72,6 +72,18 @@ def only_layers(model, n: int | None):
         cfg.num_hidden_layers = full
 
 
+def _cache_file(name, ident, variant, normalize, max_length, dtype, texts, cache_dir):
+    return cache_path("embeddings", name, cache_key(model=ident, pooling=variant[0], layer=variant[1], normalize=normalize,
+                                                    max_length=max_length, dtype=dtype, texts=texts), ".npy", cache_dir)
+
+
+def embedding_cache_file(texts, encoder: str = "minilm", pooling: str = "mean", layer: int = -1, normalize: bool = True,
+                         max_length: int = 128, device="auto", dtype: str | None = None, cache_dir=None):
+    """The file ``encode_items`` caches these exact texts and settings in (it may not exist yet)."""
+    _, name, ident, _, dtype = models.where(encoder, None, None, device, dtype)
+    return _cache_file(name, ident, (pooling, int(layer)), normalize, max_length, dtype, [str(t) for t in texts], cache_dir)
+
+
 def encode_items(texts, encoder: str = "minilm", pooling: str = "mean", layer: int = -1,
                  normalize: bool = True, batch_size: int = 32, max_length: int = 128,
                  device="auto", dtype: str | None = None, cache: bool = True, cache_dir=None,
@@ -105,11 +117,7 @@ def encode_variants(texts, encoder: str = "minilm", variants=(("mean", -1),), no
         if p not in POOLINGS:
             raise ValueError(f"unknown pooling {p!r}; valid: {POOLINGS}")
     spec, name, ident, dev, dtype = models.where(encoder, lm, identity, device, dtype, cache, "encoding")
-    paths = {v: cache_path("embeddings", name,
-                           cache_key(model=ident, pooling=v[0], layer=v[1],
-                                     normalize=normalize, max_length=max_length, dtype=dtype, texts=texts),
-                           ".npy", cache_dir)
-             for v in variants}
+    paths = {v: _cache_file(name, ident, v, normalize, max_length, dtype, texts, cache_dir) for v in variants}
     result = {}
     for v, path in paths.items():
         if cache and path.is_file():
