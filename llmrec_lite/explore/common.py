@@ -17,7 +17,8 @@ def explorer(draw, manual: bool = False, **controls):
     replaces the previous one in the output, and a figure is closed once displayed, so the notebook keeps no
     stale copy of it below the widget; the returned ``VBox`` is the cell's only output (``interact`` also
     returned its function, which the notebook printed). ``manual=True`` adds a Run button and draws only when
-    it is pressed (for explorers that train something); otherwise it draws now and on every change.
+    it is pressed (for explorers that train something); otherwise it draws now and on every change. A
+    ``ValueError`` from ``draw`` (a combination of choices that has nothing to show) is printed as one line.
     The box carries ``.controls``, ``.output``, ``.draws`` (how many draws so far) and ``.result`` (the last)."""
     import ipywidgets as w
     from IPython.display import display
@@ -33,12 +34,17 @@ def explorer(draw, manual: bool = False, **controls):
     def render(*_):
         with out:
             out.clear_output(wait=True)
-            result = draw(**{name: c.value for name, c in controls.items()})
+            try:
+                result = draw(**{name: c.value for name, c in controls.items()})
+            except ValueError as e:  # a choice that cannot be drawn: one line saying why, not a traceback
+                plt.close("all")
+                print(f"cannot draw this choice: {e}")
+                result = e
             fig = result[0] if isinstance(result, tuple) and result else result
             if isinstance(fig, Figure):
                 display(fig)
                 plt.close(fig)
-            elif result is not None:
+            elif result is not None and not isinstance(result, Exception):
                 display(result)
         box.draws, box.result = box.draws + 1, result
 
