@@ -184,3 +184,29 @@ def to_json(board: pd.DataFrame) -> str:
         skip = set(other) | {f"{c} std" for c in other}
         rows.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items() if k not in skip})
     return json.dumps(rows, indent=1)
+
+
+def seed_gain(records: list[dict], model: str, baseline: str, dataset: str, metric: str = "ndcg@10",
+              group: str | None = None) -> dict:
+    """``model`` - ``baseline`` on ``metric`` (optionally within a ``group``), paired seed by seed over the seeds both
+    have on ``dataset`` (same split, so only training noise differs): mean, 95% t-interval (n >= 2), n, and whether
+    the interval excludes zero."""
+    from scipy import stats
+
+    def by_seed(name):
+        return {r["seed"]: (r["metrics"]["by_group"][group] if group else r["metrics"])[metric]
+                for r in records if label(r) == name and r["dataset"] == dataset}
+
+    a, b = by_seed(model), by_seed(baseline)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError(f"no seed run of both {model!r} and {baseline!r} on {dataset}; "
+                         f"{model}: {sorted(a)}, {baseline}: {sorted(b)}")
+    d = [a[s] - b[s] for s in seeds]
+    mean = statistics.mean(d)
+    if len(d) < 2:
+        return {"model": model, "baseline": baseline, "n": 1, "gain": mean, "low": math.nan, "high": math.nan,
+                "beyond seed noise": False}
+    half = float(stats.t.ppf(0.975, len(d) - 1)) * statistics.stdev(d) / math.sqrt(len(d))
+    return {"model": model, "baseline": baseline, "n": len(d), "gain": mean, "low": mean - half, "high": mean + half,
+            "beyond seed noise": bool(mean - half > 0 or mean + half < 0)}

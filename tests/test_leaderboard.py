@@ -79,3 +79,17 @@ def test_the_repository_benchmark_renders():
     board = leaderboard(load_records())
     assert {"ml-100k", "amazon-pantry"} <= set(board["dataset"]) and (board["seeds"] >= 1).all()
     assert "### ml-100k" in to_markdown(board)
+
+
+def test_seed_gain_pairs_runs_seed_by_seed():
+    from llmrec_lite.leaderboard import seed_gain
+
+    recs = [rec("pad", s, v) for s, v in ((1, 0.30), (2, 0.20), (3, 0.25))] + \
+           [rec("sasrec", s, v, label="sasrec-bce") for s, v in ((1, 0.20), (2, 0.10), (3, 0.15), (4, 0.9))]
+    g = seed_gain(recs, "pad", "sasrec-bce", "ml-100k")
+    assert g["n"] == 3 and g["gain"] == pytest.approx(0.10)  # seed 4 has no pad run: left out
+    assert g["low"] == pytest.approx(0.10) and g["high"] == pytest.approx(0.10) and g["beyond seed noise"]  # no spread
+    g = seed_gain(recs, "pad", "sasrec-bce", "ml-100k", group="tail_items")
+    assert g["gain"] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="no seed run of both 'pad' and 'mf'"):
+        seed_gain(recs, "pad", "mf", "ml-100k")

@@ -56,6 +56,22 @@ def leaderboard_widget(board: pd.DataFrame):
                     metric=w.Dropdown(options=metrics, value="ndcg@10"))
 
 
+def item_space(model) -> np.ndarray:
+    """A trained model's item vectors as it scores them (``scoring_embeddings`` of the embedding models, MF's
+    item table), float32 [n_items, d]."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        if hasattr(model, "scoring_embeddings"):
+            items = model.scoring_embeddings()[1]
+        elif hasattr(model, "item_emb"):
+            items = model.item_emb.weight
+        else:
+            raise ValueError(f"{type(model).__name__} has no item table to map (scoring_embeddings or item_emb)")
+    return items.detach().float().cpu().numpy()
+
+
 def atlas_maps(spaces: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.ndarray]:
     """2-d UMAP (cosine) of each item space, fitted once per space: {name: [n_items, 2]}."""
     n = {len(x) for x in spaces.values()}
