@@ -118,8 +118,9 @@ def leaderboard(records: list[dict], dataset: str | None = None, task: str | Non
         for col, (key, group) in (CTR_COLUMNS if kind == "ctr" else RANKING_COLUMNS).items():
             vals = [(r["metrics"]["by_group"].get(group, {}) if group else r["metrics"]).get(key) for r in rs]
             row[col], row[f"{col} std"] = _mean_std(vals)
-        row["train s"] = _mean_std([r.get("train_seconds") for r in rs])[0]
-        row["s/epoch"] = _mean_std([r.get("seconds_per_epoch") for r in rs])[0]
+        timed = [r for r in rs if not r.get("timing_contended")]  # runs timed beside other jobs carry no cost
+        row["train s"] = _mean_std([r.get("train_seconds") for r in timed])[0]
+        row["s/epoch"] = _mean_std([r.get("seconds_per_epoch") for r in timed])[0]
         params = rs[0].get("parameters") or {}
         row["trainable params"], row["frozen params"] = params.get("trainable"), params.get("frozen")
         row["interactions"] = (rs[0].get("dataset_stats") or {}).get("interactions")
@@ -162,7 +163,7 @@ def to_markdown(board: pd.DataFrame) -> str:
         for _, r in part.iterrows():
             cells = [r["model"] + (" †" if r["stale"] else ""), r["paper"], r["split"], str(r["seeds"])]
             cells += [_cell(r[c], r[f"{c} std"]) for c in cols]
-            cells += [f"{r['train s']:.0f}", f"{r['s/epoch']:.2f}",
+            cells += ["—" if pd.isna(r["train s"]) else f"{r['train s']:.0f}", _cell(r["s/epoch"]),
                       "—" if pd.isna(r["trainable params"]) else f"{int(r['trainable params']):,}"]
             lines.append("| " + " | ".join(cells) + " |")
         out.append("\n".join(lines))

@@ -93,3 +93,20 @@ def test_seed_gain_pairs_runs_seed_by_seed():
     assert g["gain"] == pytest.approx(0.05)
     with pytest.raises(ValueError, match="no seed run of both 'pad' and 'mf'"):
         seed_gain(recs, "pad", "mf", "ml-100k")
+
+
+def test_results_prose_is_rendered_from_the_numbers():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "benchmarks" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ref = bench.RECBOLE
+    recs = [{"model": m, "dataset": "ml-100k", "split": "random", "seed": s,
+             "metrics": {k: v * f for k, v in ref[m].items()}} for m in ref for s, f in ((2020, 0.95), (1, 1.01))]
+    recs.append({"model": "din", "dataset": "ml-100k", "split": "ctr", "seed": 2020, "best_epoch": 3, "epochs": 8})
+    text = bench.notes(recs)
+    assert "the mean over seeds is within 2.0% of RecBole and the single seed-2020 draw within 5.0%-5.0%." in text
+    assert "Its best validation epoch is 3 of 8 trained (seed 2020)" in text
+    assert "(no DIN run in this results file)" in bench.notes(recs[:-1])
