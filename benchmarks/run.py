@@ -4,6 +4,7 @@
     python benchmarks/run.py --all-seeds      # every job over seeds 2020, 1, 2 (about three times that)
     python benchmarks/run.py --quick          # one seed, ml-100k only
     python benchmarks/run.py --only pop alpharec   # re-run these models, keep the other saved records
+    OMP_NUM_THREADS=1 python benchmarks/run.py --datasets amazon-scientific --contended   # beside another job
 
 ml-100k, all ratings implicit, per-user random 80/10/10, full ranking, train (+valid) items masked:
 MF-BPR and LightGCN against RecBole 1.2.1's numbers measured on its equivalent setting (seed 2020).
@@ -50,6 +51,8 @@ def main() -> None:
                     help="run every job over all --seeds (default: the seeds only for MF / LightGCN on ml-100k)")
     ap.add_argument("--reuse-seeds", action="store_true",
                     help="take a run already in benchmarks/seeds.jsonl (same label, dataset, seed) instead of training again")
+    ap.add_argument("--contended", action="store_true",
+                    help="these runs share the machine with another job: mark them timing_contended (times not shown as a cost)")
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -90,6 +93,8 @@ def main() -> None:
             else:
                 rec = run(name, dataset, seed=seed, progress=False, **overrides)
             rec["label"] = model
+            if args.contended:
+                rec["timing_contended"] = True
             m = rec["metrics"]
             if rec.get("task") == "ctr":
                 print(f"{model:9s} {dataset:14s} seed {seed:5d}: AUC {m['auc']:.4f} LogLoss {m['logloss']:.4f} | "
@@ -107,6 +112,8 @@ def main() -> None:
                 save_json(partial, args.out)
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
+    if args.contended and args.out.is_file():  # the table's timing environment stays the one of the timed runs
+        env = {**env, **json.loads(args.out.read_text()).get("environment", {}), "date": env["date"]}
     records = ordered(kept + records)
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
     write_markdown(records, env)
@@ -149,16 +156,12 @@ CTR (`din`): Deep Interest Network over item-ID embeddings of the 20 behaviours 
 (attention MLP 80-40 with sigmoid, Dice MLP 200-80, 32-d, as the original DIN code), BCE, Adam 1e-3, batch 2048,
 early stopping on validation AUC (patience 5). {din_sentence}
 
-† Rows marked † were measured before issue 10's fidelity fixes (official BCE scale, negatives that exclude the
-user's sequence, one SASRec with a N(0, 0.02) item table, LLM-ESR's fixed teachers and official cross-attention
-roles, PAD's concat fusion / all-trainable stage 3 / official gate start, AlphaRec's user-by-user sampler and masked
-negatives) and have not been re-run since (CPU budget); refresh them with `python benchmarks/run.py --only <model>`.
-The sequential models' current ml-100k numbers are in SEEDS.md.
-
+{stale_sentence}
 amazon-pantry: 336 of 12871 leave-one-out test targets (2.6%) repeat an item already in the user's history;
 as in RecBole, history items are masked, so these count as misses. `tail-item R@20` = Recall@20 on test items
-outside the top 20% by train popularity. s/epoch = one training pass, validation excluded, 2 CPU threads;
-"— (contended)": a run trained beside other jobs (its record says `timing_contended`), whose time is not a cost.
+outside the top 20% by train popularity. s/epoch = one training pass, validation excluded, with
+the run's `threads` ("?": an older record that did not store it); "— (contended)": a run trained beside other jobs
+(its record says `timing_contended`, set by `--contended`), whose time is not a cost.
 """
 
 
@@ -212,7 +215,8 @@ def write_markdown(records: list[dict], env: dict) -> None:
     print("\n" + md)
     (HERE / "RESULTS.md").write_text(
         "# Benchmark results\n\nProduced by `python benchmarks/run.py` "
-        f"({env['date']}, torch {env['torch']}, {env['threads']} CPU threads).\n\n" + md + "\n" + notes(records))
+        f"({env['date']}, torch {env['torch']}; each run's CPU threads are in the `threads` column, and a run "
+        "was timed alone on the machine unless its s/epoch says contended).\n\n" + md + "\n" + notes(records))
 
 
 def notes(records: list[dict]) -> str:
@@ -233,8 +237,14 @@ def notes(records: list[dict]) -> str:
                     f"{', '.join(str(r['epochs']) for r in din)} trained (seed{'s' if len(din) > 1 else ''} "
                     f"{', '.join(str(r['seed']) for r in din)}): IDs of a time-split ml-100k carry little beyond the "
                     "user's and item's base rates, and it overfits soon after.") if din else "(no DIN run in this results file)"
-    return NOTES.format(recbole_sentence=recbole, din_sentence=din_sentence)
-    print(f"wrote {HERE / 'RESULTS.md'}")
+    stale = sorted({f"{label(r)} ({r['dataset']})" for r in records if r.get("stale")})
+    stale_sentence = ("† Rows marked † (" + ", ".join(stale) + ") were measured before issue 10's fidelity fixes "
+                      "(official BCE scale, negatives that exclude the user's sequence, one SASRec with a N(0, 0.02) item "
+                      "table, LLM-ESR's fixed teachers and official cross-attention roles, PAD's concat fusion / "
+                      "all-trainable stage 3 / official gate start, AlphaRec's user-by-user sampler and masked negatives) "
+                      "and have not been re-run since; refresh them with `python benchmarks/run.py --only <model>`.\n"
+                      if stale else "Every row was measured with issue 10's fidelity fixes in place.\n")
+    return NOTES.format(recbole_sentence=recbole, din_sentence=din_sentence, stale_sentence=stale_sentence)
 
 
 def _stat(rs: list[dict], key: str, group: str | None = None) -> str:
@@ -252,22 +262,27 @@ def ctr_table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((label(r), r["dataset"]), []).append(r)
-    lines = ["| model | dataset | seeds | test rows | AUC | LogLoss | tail-user AUC | head-user AUC | tail-item AUC | head-item AUC | epochs | s/epoch |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | dataset | seeds | test rows | AUC | LogLoss | tail-user AUC | head-user AUC | tail-item AUC | head-item AUC | epochs | s/epoch | threads |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset), rs in groups.items():
         lines.append(f"| {model} | {dataset} | {len(rs)} | {rs[0]['n_test_examples']} | {_stat(rs, 'auc')} | {_stat(rs, 'logloss')} | "
                      f"{_stat(rs, 'auc', 'tail_users')} | {_stat(rs, 'auc', 'head_users')} | {_stat(rs, 'auc', 'tail_items')} | "
                      f"{_stat(rs, 'auc', 'head_items')} | {statistics.mean(r['epochs'] for r in rs):.0f} | "
-                     f"{statistics.mean(r['seconds_per_epoch'] for r in rs):.2f} |")
+                     f"{statistics.mean(r['seconds_per_epoch'] for r in rs):.2f} | {threads(rs)} |")
     return "\n".join(lines)
+
+
+def threads(rs: list[dict]) -> str:
+    """The CPU threads the runs trained with (older records did not store it: "?")."""
+    return "/".join(sorted({str(r.get("environment", {}).get("threads", "?")) for r in rs}))
 
 
 def table(records: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         groups.setdefault((label(r), r["dataset"], r["split"]), []).append(r)
-    lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-user N@10 | tail-item N@10 | tail-item R@20 | epochs | s/epoch | vs RecBole (R@20 / N@20) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | dataset | split | seeds | Recall@20 | NDCG@20 | HR@10 | NDCG@10 | tail-user N@10 | tail-item N@10 | tail-item R@20 | epochs | s/epoch | threads | vs RecBole (R@20 / N@20) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (model, dataset, split), rs in groups.items():
         ref = "† measured before the issue-10 fixes, see below" if any(r.get("stale") for r in rs) else ""
         if dataset == "ml-100k" and model in RECBOLE and not ref:
@@ -279,7 +294,7 @@ def table(records: list[dict]) -> str:
         spe = f"{statistics.mean(timed):.2f}" if timed else "— (contended)"
         lines.append(f"| {model}{' †' if ref.startswith('†') else ''} | {dataset} | {split} | {len(rs)} | {_stat(rs, 'recall@20')} | {_stat(rs, 'ndcg@20')} | "
                      f"{_stat(rs, 'hr@10')} | {_stat(rs, 'ndcg@10')} | {_stat(rs, 'ndcg@10', 'tail_users')} | "
-                     f"{_stat(rs, 'ndcg@10', 'tail_items')} | {_stat(rs, 'recall@20', 'tail_items')} | {epochs:.0f} | {spe} | {ref} |")
+                     f"{_stat(rs, 'ndcg@10', 'tail_items')} | {_stat(rs, 'recall@20', 'tail_items')} | {epochs:.0f} | {spe} | {threads(rs)} | {ref} |")
     return "\n".join(lines)
 
 

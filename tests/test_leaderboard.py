@@ -96,12 +96,7 @@ def test_seed_gain_pairs_runs_seed_by_seed():
 
 
 def test_results_prose_is_rendered_from_the_numbers():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "benchmarks" / "run.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench()
     ref = bench.RECBOLE
     recs = [{"model": m, "dataset": "ml-100k", "split": "random", "seed": s,
              "metrics": {k: v * f for k, v in ref[m].items()}} for m in ref for s, f in ((2020, 0.95), (1, 1.01))]
@@ -110,3 +105,29 @@ def test_results_prose_is_rendered_from_the_numbers():
     assert "the mean over seeds is within 2.0% of RecBole and the single seed-2020 draw within 5.0%-5.0%." in text
     assert "Its best validation epoch is 3 of 8 trained (seed 2020)" in text
     assert "(no DIN run in this results file)" in bench.notes(recs[:-1])
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "benchmarks" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_results_name_the_stale_rows_and_each_runs_threads():
+    bench = _bench()
+    m = {"recall@20": 0.1, "ndcg@20": 0.1, "hr@10": 0.1, "ndcg@10": 0.1,
+         "by_group": {g: {"ndcg@10": 0.1, "recall@20": 0.1} for g in ("tail_users", "tail_items")}}
+    fresh = {"model": "pad", "dataset": "amazon-pantry", "split": "loo", "seed": 2020, "metrics": m, "epochs": 3,
+             "seconds_per_epoch": 2.0, "environment": {"threads": 1}}
+    old = {**fresh, "model": "llmesr", "stale": True, "environment": {}}
+    busy = {**fresh, "model": "sasrec", "timing_contended": True}
+    assert "Every row was measured with issue 10's fidelity fixes in place." in bench.notes([fresh])
+    assert "† Rows marked † (llmesr (amazon-pantry)) were measured before" in bench.notes([fresh, old])
+    rows = bench.table([fresh, old, busy]).splitlines()[2:]
+    assert rows[0].startswith("| pad | amazon-pantry |") and "| 2.00 | 1 |" in rows[0]
+    assert rows[1].startswith("| llmesr † |") and "| 2.00 | ? |" in rows[1]        # no thread count stored
+    assert "| — (contended) | 1 |" in rows[2]
