@@ -109,6 +109,32 @@ def test_candidates_rank_only_among_them():
         evaluate(scores_fn, s, "test", candidates=[True, False])
 
 
+def test_topk_hits_orders_exactly_as_a_stable_descending_sort():
+    """The top-k gives the stable sort's order: ties inside the set and at its edge by column, -0.0 == 0.0, -inf,
+    k > n; rows without ties (the fast path) and rows with them (the fallback) in one batch."""
+    from llmrec_lite.metrics import topk_hits
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(-3, 4, (64, 50), generator=g).float() / 2  # many ties, negative and positive values
+    scores[scores == 0] = torch.where(torch.rand((scores == 0).sum(), generator=g) < 0.5, -0.0, 0.0)
+    scores[:, ::7] = -torch.inf
+    scores[0] = torch.tensor([1e-38, -1e-38, 3.4e38, -3.4e38, 0.0] * 10)
+    targets = torch.rand(scores.shape, generator=g) < 0.3
+    for k in (1, 10, 50, 80):
+        idx, hit = topk_hits(scores, targets, k)
+        ref = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
+        assert torch.equal(idx, ref) and torch.equal(hit, torch.gather(targets, 1, ref))
+    assert torch.equal(topk_hits(torch.zeros(2, 5), targets[:2, :5], 3)[0], torch.tensor([[0, 1, 2]] * 2))
+    t = torch.zeros(1, 6, dtype=torch.bool)
+    assert topk_hits(torch.tensor([[1., 5., 0., 5., 3., 2.]]), t, 3)[0].tolist() == [[1, 3, 4]]  # tie inside the set
+    assert topk_hits(torch.tensor([[1., 5., 3., 5., 3., 2.]]), t, 3)[0].tolist() == [[1, 3, 2]]  # tie at its edge
+    distinct = torch.randn(8, 50, generator=g)
+    distinct[:, 10:20] = distinct[:, :1]  # a tie inside the top 20 only where it is the row's maximum
+    for k in (5, 20):
+        ref = torch.sort(distinct, dim=1, descending=True, stable=True).indices[:, :k]
+        assert torch.equal(topk_hits(distinct, targets[:8], k)[0], ref)
+
+
 def test_ties_are_not_broken_by_item_id():
     """A constant scorer must not get the low-id items: with 1000 items and target = item 0 for every
     user, HR@10 of a constant score is ~1% under a random tie-break (~100% if ties went by id)."""
