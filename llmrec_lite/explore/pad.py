@@ -13,17 +13,17 @@ from .common import explorer, plot_overlay
 
 
 def realign(pretrained, split: Split, weight: float = 0.2, kernel: str = "multi", epochs: int = 5, bce: bool = True,
-            seed: int = 2020):
+            seed: int = 2020, progress: bool = False):
     """PAD stage 2 on a copy of ``pretrained`` (a PAD after stage 1) for exactly ``epochs`` epochs (last
     weights kept, no early stopping) with MMD ``weight`` (official units, PAD's 0.2), ``kernel`` and the BCE term on
-    or off."""
+    or off; ``progress``: a bar over the epochs."""
     m, _ = refit_stage(pretrained, "pad", split, "align", seed=seed, epochs=epochs, patience=epochs,
-                       restore_best=False, mmd_weight=weight, kernel=kernel, bce_in_alignment=bce)
+                       restore_best=False, progress=progress, mmd_weight=weight, kernel=kernel, bce_in_alignment=bce)
     return m
 
 
 def draw_alignment(pretrained, split: Split, weight: float = 0.2, kernel: str = "multi", epochs: int = 5,
-                   bce: bool = True, method: str = "pca", seed: int = 2020):
+                   bce: bool = True, method: str = "pca", seed: int = 2020, progress: bool = False):
     """A short re-alignment (``realign``) with MMD ``weight`` and ``kernel``: before/after overlay of the two
     distributions, the MMD estimates and the aligned expert's validation NDCG@10 (validation, never test:
     this is for exploring settings)."""
@@ -31,7 +31,7 @@ def draw_alignment(pretrained, split: Split, weight: float = 0.2, kernel: str = 
 
     start = copy.deepcopy(pretrained).set_stage("align")
     before, vec_before = start.alignment_stats(), [v.numpy() for v in start.alignment_vectors()]
-    m = realign(pretrained, split, weight, kernel, epochs, bce, seed)
+    m = realign(pretrained, split, weight, kernel, epochs, bce, seed, progress)
     after, vec_after = m.alignment_stats(), [v.numpy() for v in m.alignment_vectors()]
     ndcg = evaluate(m, split, "valid", groups=False)["ndcg@10"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
