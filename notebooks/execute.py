@@ -53,7 +53,6 @@ def execute(path: Path) -> float:
 def main(names: list[str]) -> None:
     paths = [HERE / n for n in names] if names else sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
     times_file = HERE / "run_times.json"
-    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
     failures = []
     for p in paths:
         if not p.is_file():
@@ -65,6 +64,8 @@ def main(names: list[str]) -> None:
             print(e, flush=True)
             failures.append(p.name)
             continue
+        # read just before writing: another execute.py run beside this one keeps its entries
+        times = json.loads(times_file.read_text()) if times_file.is_file() else {}
         times[p.name] = {"seconds": round(s), "date": time.strftime("%Y-%m-%d"), "threads": os.environ.get("OMP_NUM_THREADS", "all")}
         save_json(times, times_file)
         print(f"{p.name}: {s:.0f} s, {p.stat().st_size / 1e6:.2f} MB", flush=True)
