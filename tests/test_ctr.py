@@ -139,6 +139,25 @@ def test_din_attention_ignores_padding(synth):
     assert torch.allclose(v1, v2)
 
 
+def test_din_user_field_makes_the_user_matter_and_is_off_by_default(synth):
+    v = ctr_view(synth)
+    batch = {"user": torch.tensor([0, 1]), "item": torch.tensor([3, 3]), "hist": torch.tensor([[0, 5, 7]] * 2)}
+    torch.manual_seed(0)
+    plain = DIN(v).eval()
+    assert plain.user_emb is None
+    p = plain.predict(batch)
+    assert torch.allclose(p[0], p[1])  # no user field: same behaviours and target, same score
+    torch.manual_seed(0)
+    with_user = DIN(v, user_field=True).eval()
+    assert with_user.user_emb.weight.shape == (v.n_users, with_user.dim)
+    q = with_user.predict(batch)
+    assert not torch.allclose(q[0], q[1])  # the user's own embedding enters the DNN
+    with torch.no_grad():
+        with_user.user_emb.weight[1] = with_user.user_emb.weight[0]
+    q = with_user.predict(batch)
+    assert torch.allclose(q[0], q[1])  # ... and only through that embedding
+
+
 def test_paired_ctr_difference_by_hand():
     from llmrec_lite.metrics import paired_ctr_difference
 

@@ -59,6 +59,37 @@ def test_retrieval_by_hand(setup):
         assert not (p["user"][got] == a["user"][r]).any()
 
 
+def test_cosine_retrieval_by_hand_and_a_short_history_is_no_hub(setup):
+    view, pool, item_z = setup
+    ctx = ctx_for(view, pool, item_z, similarity="cosine")
+    a = view.arrays("valid")
+    users, hist, item = (torch.tensor(a[k][:10]) for k in ("user", "hist", "item"))
+    idx = ctx.retrieve(users, ctx.mean_text(hist), item)
+    z = np.vstack([np.zeros((1, 8), np.float32), item_z])
+    p = pool.arrays(6)
+    p_hist = np.stack([z[h[h > 0]].mean(0) if (h > 0).any() else np.zeros(8, np.float32) for h in p["hist"]])
+    norm = lambda x: x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+    for r in range(10):
+        qh = z[a["hist"][r][a["hist"][r] > 0]].mean(0)
+        s = 0.5 * norm(p_hist) @ norm(qh) + 0.5 * z[p["item"] + 1] @ z[a["item"][r] + 1]
+        s[p["user"] == a["user"][r]] = -np.inf
+        best = [np.argsort(-np.where(p["label"] == y, s, -np.inf), kind="stable")[:2] for y in (1, 0)]
+        assert sorted(idx[r].tolist()) == sorted(np.concatenate(best).tolist())
+    # a hub: pool row 5's mean history vector is long (one item) and 60 degrees off the query, row 7's is short
+    # (many varied items) and points exactly at it. "dot" (official) picks the hub, "cosine" the aligned row.
+    e = np.linalg.qr(np.random.default_rng(1).standard_normal((8, 2)))[0].T.astype(np.float32)  # orthonormal
+    q = torch.tensor(e[:1])
+    for c, best in ((ctx_for(view, pool, item_z), 5), (ctx, 7)):
+        c.p_hist_text[:] = 0.1 * torch.tensor(e[1])
+        c.p_hist_text[5] = torch.tensor(0.5 * e[0] + 0.866 * e[1])
+        c.p_hist_text[7] = 0.3 * q[0]
+        s = c.history_scores(q)[0]
+        assert s.argmax() == best, c.similarity
+    assert torch.isclose(ctx.history_scores(q)[0, 7], torch.tensor(1.0))
+    with pytest.raises(ValueError, match="unknown similarity"):
+        ctx_for(view, pool, item_z, similarity="l2")
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 8])
 def test_random_retrieval_keeps_balance_and_excludes_the_user(setup, k):
     view, pool, item_z = setup

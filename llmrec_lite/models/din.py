@@ -14,6 +14,8 @@ so the intensity of interest survives), the prediction MLP uses Dice activations
 init. Sizes are the original DIN code's (zhougr1993/DeepInterestNetwork: attention 80-40, MLP 200-80) with
 32-d item embeddings, not RecBole's defaults (10-d, [256, 256, 256] for both MLPs): with 20 behaviours per
 row RecBole's attention MLP costs ~120 s per ml-100k epoch on one CPU core, these sizes ~10x less.
+``user_field=True`` adds a user-ID embedding e_u to the DNN input ([v_u; e_t; v_u * e_t; e_u]), as the official
+LLM-CF DIN's feature set has one (RecBole's DIN has user features, not a user ID); off by default.
 Differences: the behaviours are item IDs only (RecBole's item features would add genres), and Dice's own
 batch norm stands in for RecBole's extra BatchNorm1d before it.
 """
@@ -47,14 +49,17 @@ def mlp(sizes: list[int], act, dropout: float = 0.0) -> nn.Sequential:
 
 class DIN(CTRRecommender):
     def __init__(self, split, dim: int = 32, att_hidden: tuple = (80, 40), hidden: tuple = (200, 80),
-                 dropout: float = 0.0, extra_dim: int = 0):
+                 dropout: float = 0.0, extra_dim: int = 0, user_field: bool = False):
         super().__init__(split)
         self.dim = dim
         self.item_emb = nn.Embedding(self.n_items + 1, dim, padding_idx=0)  # ids + 1; 0 = padding
+        self.user_emb = nn.Embedding(self.n_users, dim) if user_field else None  # optional user-ID field
         self.attention = nn.Sequential(mlp([4 * dim, *att_hidden], lambda _: nn.Sigmoid()), nn.Linear(att_hidden[-1], 1))
-        self.dnn = mlp([3 * dim + extra_dim, *hidden], Dice, dropout)  # extra_dim: a model's added feature (LLM-CF)
+        self.dnn = mlp([(4 if user_field else 3) * dim + extra_dim, *hidden], Dice, dropout)  # extra_dim: a model's added feature (LLM-CF)
         self.out = nn.Linear(hidden[-1], 1)
         nn.init.xavier_normal_(self.item_emb.weight.data[1:])  # RecBole: xavier_normal_ for embeddings
+        if user_field:
+            nn.init.xavier_normal_(self.user_emb.weight)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_normal_(m.weight)
@@ -68,7 +73,11 @@ class DIN(CTRRecommender):
         a = a.masked_fill(hist == 0, 0.0)
         return (a[..., None] * keys).sum(1), a
 
+    def user_part(self, batch: dict) -> list[torch.Tensor]:
+        """[e_user] with ``user_field``, else []: the optional user-ID field of the DNN input."""
+        return [] if self.user_emb is None else [self.user_emb(batch["user"])]
+
     def predict(self, batch: dict) -> torch.Tensor:
         e_t = self.item_emb(batch["item"] + 1)
         v_u, _ = self.interest(e_t, batch["hist"])
-        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t], -1))).squeeze(-1)
+        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t, *self.user_part(batch)], -1))).squeeze(-1)

@@ -35,6 +35,11 @@ official LLM-CF trains one row per target), each position its own query. ``ict_s
 deviation; at every position the ICT costs ~15x SASRec's step on ml-100k, 2 CPU cores): in training, each batch
 sends a random share of its positions through the ICT and fuses w there; the other positions train with h alone,
 the backbone's loss unchanged. Evaluation always fuses w.
+``similarity="cosine"`` normalises the mean history vectors before the inner product (official: raw inner
+product, ``similarity="dot"``, the default). The mean of a few unit vectors of similar items is longer than that of
+many varied ones, so with "dot" short-history pool rows score high for every query and fill most slots;
+"cosine" ranks by direction only. ``user_field=True`` gives DIN a user-ID embedding (the official DIN input has
+one); the ICT's own user embedding otherwise hands DIN + ICT a user field the plain DIN lacks.
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ from .llmcf_offline import CoTPool, default_pool
 from .sasrec import INIT, SASRec
 
 RETRIEVALS = ("similar", "random")
+SIMILARITIES = ("dot", "cosine")
 
 
 def mlp(sizes) -> nn.Sequential:
@@ -77,10 +83,14 @@ class InContext(nn.Module):
 
     def __init__(self, split, pool: CoTPool, dim: int, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  target_similarity: bool = True, map_hidden: tuple = (), feat_hidden: tuple = (),
-                 encoder: str = "minilm", item_z: np.ndarray | None = None, retrieval_seed: int = 0):
+                 encoder: str = "minilm", item_z: np.ndarray | None = None, retrieval_seed: int = 0,
+                 similarity: str = "dot"):
         super().__init__()
         if retrieval not in RETRIEVALS:
             raise ValueError(f"unknown retrieval {retrieval!r}; valid: {list(RETRIEVALS)}")
+        if similarity not in SIMILARITIES:
+            raise ValueError(f"unknown similarity {similarity!r}; valid: {list(SIMILARITIES)}")
+        self.similarity = similarity
         if not isinstance(k, int) or k < 0:
             raise ValueError(f"k is the number of retrieved examples, an integer >= 0 (0: no example); got {k!r}")
         if cot and not pool.has_cot:
@@ -116,12 +126,18 @@ class InContext(nn.Module):
         n = (hist > 0).sum(-1, keepdim=True).clamp(min=1)
         return self.item_text[hist].sum(-2) / n
 
+    def history_scores(self, hist_text: torch.Tensor) -> torch.Tensor:
+        """[R, d_text] query mean history vectors -> [R, P] similarity to every pool row's mean history vector."""
+        if self.similarity == "cosine":  # directions only: a short, coherent history is no longer a hub
+            return F.normalize(hist_text, dim=-1) @ F.normalize(self.p_hist_text, dim=-1).T
+        return hist_text @ self.p_hist_text.T  # official: inner product of the mean vectors
+
     def retrieve(self, users: torch.Tensor, hist_text: torch.Tensor, item: torch.Tensor | None) -> torch.Tensor:
         """[R] users, [R, d_text] query history texts, [R] target ids (or None) -> [R, K] pool rows."""
         if self.retrieval == "random":
             s = self.p_random[users]
         else:
-            s = hist_text @ self.p_hist_text.T
+            s = self.history_scores(hist_text)
             if item is not None and self.target_similarity:
                 s = 0.5 * s + 0.5 * self.item_text[item + 1] @ self.p_item_text.T
         s = s.masked_fill(users[:, None] == self.p_user[None], -torch.inf)
@@ -164,14 +180,14 @@ class LLMCFSASRec(SASRec):
                  recon_weight: float = 0.0, fusion: float = 0.1, dim: int = 64, encoder: str = "minilm",
                  item_z: np.ndarray | None = None, pool_size: int = 400, recgen: str = "mixed", ict_share: float = 1.0,
                  n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2, loss_type: str = "ce",
-                 init: str = INIT):
+                 init: str = INIT, similarity: str = "dot"):
         super().__init__(split, dim, n_layers, n_heads, max_len, dropout, loss_type, init)  # the backbone, as sasrec
         if not 0 < ict_share <= 1:
             raise ValueError(f"ict_share is the share of training positions sent through the ICT, in (0, 1]; got {ict_share}")
         self.recon_weight, self.fusion, self.ict_share = recon_weight, fusion, ict_share
         z = text_features(split, encoder, item_z)  # a bad item table fails before any LLM work
         pool = pool if pool is not None else default_pool(split.dataset, pool_size, recgen)
-        self.ctx = InContext(split, pool, dim, k, retrieval, cot, target_similarity=False, item_z=z)
+        self.ctx = InContext(split, pool, dim, k, retrieval, cot, target_similarity=False, item_z=z, similarity=similarity)
         self.last_retrieved = None
 
     def pool_state(self, hist: torch.Tensor) -> torch.Tensor:
@@ -222,12 +238,13 @@ class LLMCFDIN(DIN):
     def __init__(self, split, pool: CoTPool | None = None, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  recon_weight: float = 1.0, dim: int = 32, encoder: str = "minilm", item_z: np.ndarray | None = None,
                  pool_size: int = 400, recgen: str = "mixed", att_hidden: tuple = (80, 40), hidden: tuple = (200, 80),
-                 dropout: float = 0.0):
-        super().__init__(split, dim, att_hidden, hidden, dropout, extra_dim=dim)  # the backbone, as din + w
+                 dropout: float = 0.0, similarity: str = "dot", user_field: bool = False):
+        super().__init__(split, dim, att_hidden, hidden, dropout, extra_dim=dim, user_field=user_field)  # din + w
         self.recon_weight = recon_weight
         z = text_features(split, encoder, item_z)  # a bad item table fails before any LLM work
         pool = pool if pool is not None else default_pool(split.dataset, pool_size, recgen)
-        self.ctx = InContext(split, pool, dim, k, retrieval, cot, map_hidden=(256,), feat_hidden=(128,), item_z=z)
+        self.ctx = InContext(split, pool, dim, k, retrieval, cot, map_hidden=(256,), feat_hidden=(128,), item_z=z,
+                             similarity=similarity)
         self.last_retrieved, self._recon = None, None
 
     def mean_item(self, hist: torch.Tensor) -> torch.Tensor:
@@ -239,7 +256,7 @@ class LLMCFDIN(DIN):
         w, self._recon, self.last_retrieved = self.ctx(
             batch["user"], self.mean_item(batch["hist"]), self.ctx.mean_text(batch["hist"]), batch["item"], e_t,
             self.mean_item, self.item_emb)
-        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t, w], -1))).squeeze(-1)
+        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t, *self.user_part(batch), w], -1))).squeeze(-1)
 
     def loss(self, batch: dict) -> torch.Tensor:
         return super().loss(batch) + self.recon_weight * self._recon
