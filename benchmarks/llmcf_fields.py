@@ -13,7 +13,6 @@ paired bootstrap intervals over test rows, and writes benchmarks/llmcf_fields.js
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

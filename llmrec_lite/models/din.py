@@ -73,11 +73,13 @@ class DIN(CTRRecommender):
         a = a.masked_fill(hist == 0, 0.0)
         return (a[..., None] * keys).sum(1), a
 
-    def user_part(self, batch: dict) -> list[torch.Tensor]:
-        """[e_user] with ``user_field``, else []: the optional user-ID field of the DNN input."""
-        return [] if self.user_emb is None else [self.user_emb(batch["user"])]
+    def head(self, batch: dict, v_u: torch.Tensor, e_t: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """Logits from the DNN over [v_u; e_t; v_u * e_t; e_user (with ``user_field``); *extra] (extra: a model's
+        added feature, LLM-CF's w)."""
+        user = [] if self.user_emb is None else [self.user_emb(batch["user"])]
+        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t, *user, *extra], -1))).squeeze(-1)
 
     def predict(self, batch: dict) -> torch.Tensor:
         e_t = self.item_emb(batch["item"] + 1)
         v_u, _ = self.interest(e_t, batch["hist"])
-        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t, *self.user_part(batch)], -1))).squeeze(-1)
+        return self.head(batch, v_u, e_t)

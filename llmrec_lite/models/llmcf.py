@@ -256,7 +256,7 @@ class LLMCFDIN(DIN):
         w, self._recon, self.last_retrieved = self.ctx(
             batch["user"], self.mean_item(batch["hist"]), self.ctx.mean_text(batch["hist"]), batch["item"], e_t,
             self.mean_item, self.item_emb)
-        return self.out(self.dnn(torch.cat([v_u, e_t, v_u * e_t, *self.user_part(batch), w], -1))).squeeze(-1)
+        return self.head(batch, v_u, e_t, w)
 
     def loss(self, batch: dict) -> torch.Tensor:
         return super().loss(batch) + self.recon_weight * self._recon
