@@ -2,6 +2,14 @@
 
     python notebooks/execute.py                      # every notebook, in order
     python notebooks/execute.py 02_llm_esr.ipynb     # some of them
+    python notebooks/execute.py 06_llm_cf.ipynb --pause-before "# Takeaways"   # last cells written after the results
+
+`--pause-before TEXT` stops before the first code cell whose source starts with TEXT, writes the partial run to
+notebooks/failed/<name> (read its outputs), and waits for notebooks/failed/<name>.resume to appear; it then re-reads
+that cell, every later one and the markdown just above it from the notebook file (edit them meanwhile; the cells
+before must stay in place) and runs them in the same kernel. It is for
+takeaway and claims cells written after the numbers are known, without re-running hours of training; the run time
+recorded includes the wait, so run_times.json says so in a note.
 
 Runs each notebook top to bottom with nbclient (LLMREC_SMOKE unset: the default run), keeps widget state so a
 reader on GitHub sees the widgets' last drawing, writes the executed notebook atomically (a failed run leaves the
@@ -27,13 +35,48 @@ from llmrec_lite.io import atomic_path, save_json  # noqa: E402
 MAX_BYTES = 2_000_000
 
 
-def execute(path: Path) -> float:
+def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None) -> float:
+    """NotebookClient.execute, cell by cell, with the optional pause described in the module docstring; returns
+    the seconds spent paused."""
+    paused = 0.0
+    client.reset_execution_trackers()
+    with client.setup_kernel():
+        info = client.wait_for_reply(client.kc.kernel_info())
+        if info is not None and "language_info" in info["content"]:
+            nb.metadata["language_info"] = info["content"]["language_info"]
+        i = 0
+        while i < len(nb.cells):
+            if pause_before and nb.cells[i].cell_type == "code" and nb.cells[i].source.startswith(pause_before):
+                partial, resume = HERE / "failed" / path.name, HERE / "failed" / f"{path.name}.resume"
+                partial.parent.mkdir(exist_ok=True)
+                nbformat.write(nb, partial)
+                print(f"paused before cell {i}; outputs so far in {partial.relative_to(HERE.parent)}; edit cells {i}.. "
+                      f"of {path.name}, then: touch {resume.relative_to(HERE.parent)}", flush=True)
+                t = time.perf_counter()
+                while not resume.exists():
+                    time.sleep(5)
+                paused = time.perf_counter() - t
+                resume.unlink()
+                # the markdown just above the paused cell comes back too (a takeaway text is written with it)
+                i = max((j for j in range(i) if nb.cells[j].cell_type == "code"), default=-1) + 1
+                nb.cells[i:] = nbformat.read(path, as_version=4).cells[i:]
+                pause_before = None
+                continue
+            client.execute_cell(nb.cells[i], i, execution_count=client.code_cells_executed + 1)
+            i += 1
+        client.set_widgets_metadata()
+    return paused
+
+
+def execute(path: Path, pause_before: str | None = None) -> tuple[float, float]:
+    """Run the notebook in full mode and write it in place; returns (wall seconds, seconds paused)."""
     nb = nbformat.read(path, as_version=4)
     os.environ.pop("LLMREC_SMOKE", None)
     t = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=4 * 3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
-                       store_widget_state=True).execute()
+        client = NotebookClient(nb, timeout=4 * 3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
+                                store_widget_state=True)
+        paused = _run_cells(client, nb, path, pause_before)
     except CellExecutionError as e:  # keep what ran (every output up to the failing cell) for diagnosis
         failed = HERE / "failed" / path.name
         failed.parent.mkdir(exist_ok=True)
@@ -47,10 +90,16 @@ def execute(path: Path) -> float:
         size = tmp.stat().st_size
         if size > MAX_BYTES:
             raise SystemExit(f"{path.name}: {size / 1e6:.1f} MB executed, over the 2 MB limit; lower figure dpi or sizes")
-    return seconds
+    return seconds, paused
 
 
 def main(names: list[str]) -> None:
+    pause_before = None
+    if "--pause-before" in names:
+        k = names.index("--pause-before")
+        if k + 1 >= len(names):
+            raise SystemExit("--pause-before needs the text a cell starts with, e.g. --pause-before '# Claims'")
+        pause_before, names = names[k + 1], names[:k] + names[k + 2:]
     paths = [HERE / n for n in names] if names else sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
     times_file = HERE / "run_times.json"
     failures = []
@@ -59,7 +108,7 @@ def main(names: list[str]) -> None:
             raise SystemExit(f"no notebook {p}")
         print(f"executing {p.name} (full mode) ...", flush=True)
         try:
-            s = execute(p)
+            s, paused = execute(p, pause_before)
         except SystemExit as e:  # one failing notebook does not stop the others
             print(e, flush=True)
             failures.append(p.name)
@@ -67,6 +116,9 @@ def main(names: list[str]) -> None:
         # read just before writing: another execute.py run beside this one keeps its entries
         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
         times[p.name] = {"seconds": round(s), "date": time.strftime("%Y-%m-%d"), "threads": os.environ.get("OMP_NUM_THREADS", "all")}
+        if paused:
+            times[p.name]["note"] = (f"paused {paused:.0f} s before the cell starting {pause_before!r} while it and the "
+                                     "later cells were written; the seconds and the notebook's own printed time include it")
         save_json(times, times_file)
         print(f"{p.name}: {s:.0f} s, {p.stat().st_size / 1e6:.2f} MB", flush=True)
     if failures:
