@@ -35,6 +35,14 @@ from llmrec_lite.io import atomic_path, save_json  # noqa: E402
 MAX_BYTES = 2_000_000
 
 
+def _save_partial(nb, path: Path) -> Path:
+    """Write a partly executed notebook to notebooks/failed/<name> (outside git) and return where."""
+    partial = HERE / "failed" / path.name
+    partial.parent.mkdir(exist_ok=True)
+    nbformat.write(nb, partial)
+    return partial
+
+
 def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None) -> float:
     """NotebookClient.execute, cell by cell, with the optional pause described in the module docstring; returns
     the seconds spent paused."""
@@ -47,9 +55,8 @@ def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None)
         i = 0
         while i < len(nb.cells):
             if pause_before and nb.cells[i].cell_type == "code" and nb.cells[i].source.startswith(pause_before):
-                partial, resume = HERE / "failed" / path.name, HERE / "failed" / f"{path.name}.resume"
-                partial.parent.mkdir(exist_ok=True)
-                nbformat.write(nb, partial)
+                partial = _save_partial(nb, path)
+                resume = partial.with_name(f"{path.name}.resume")
                 print(f"paused before cell {i}; outputs so far in {partial.relative_to(HERE.parent)}; edit cells {i}.. "
                       f"of {path.name}, then: touch {resume.relative_to(HERE.parent)}", flush=True)
                 t = time.perf_counter()
@@ -78,9 +85,7 @@ def execute(path: Path, pause_before: str | None = None) -> tuple[float, float]:
                                 store_widget_state=True)
         paused = _run_cells(client, nb, path, pause_before)
     except CellExecutionError as e:  # keep what ran (every output up to the failing cell) for diagnosis
-        failed = HERE / "failed" / path.name
-        failed.parent.mkdir(exist_ok=True)
-        nbformat.write(nb, failed)
+        failed = _save_partial(nb, path)
         first = str(e).strip().splitlines()[-1][:300]
         raise SystemExit(f"{path.name} failed after {time.perf_counter() - t:.0f} s ({first}); the committed notebook is "
                          f"unchanged, the partial run is in {failed.relative_to(HERE.parent)}") from None
