@@ -176,3 +176,36 @@ def test_paired_ctr_difference_by_hand():
         paired_ctr_difference(res(good), {"per_row": {"label": label, "prob": good, "user": user[::-1], "item": item}})
     with pytest.raises(ValueError, match="per_row=True"):
         paired_ctr_difference(res(good), {"auc": 0.5})
+
+
+def test_resampled_ctr_matches_sklearn_with_ties_and_weights():
+    """The all-resamples-at-once AUC / LogLoss equal sklearn's weighted ones, resample by resample, and
+    paired_ctr_difference's interval equals the one-resample-at-a-time loop it replaced."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from llmrec_lite.metrics import _resampled_ctr, paired_ctr_difference
+
+    rng = np.random.default_rng(1)
+    n, n_users = 300, 25
+    user = rng.integers(n_users, size=n)
+    label = (rng.random(n) < 0.3).astype(float)
+    prob = np.clip(np.round(0.4 + 0.3 * label + 0.3 * rng.standard_normal(n), 1), 0.05, 0.95)  # ~10 tie groups
+    assert len(np.unique(prob)) < 15
+    counts = rng.integers(0, 3, size=(7, n_users)).astype(float)
+    got_auc, got_ll = (_resampled_ctr(label, prob, user, counts, m, chunk=3) for m in ("auc", "logloss"))
+    for r in range(len(counts)):
+        w = counts[r, user]
+        assert got_auc[r] == pytest.approx(roc_auc_score(label, prob, sample_weight=w), abs=1e-12)
+        assert got_ll[r] == pytest.approx(log_loss(label, prob, sample_weight=w), abs=1e-12)
+
+    other = np.round(rng.random(n), 2)
+    res = lambda p: {"per_row": {"label": label, "prob": p, "user": user, "item": np.arange(n)}}
+    users, inverse = np.unique(user, return_inverse=True)
+    draw, diffs = np.random.default_rng(5), []
+    for _ in range(200):  # the loop paired_ctr_difference used before
+        w = np.bincount(draw.integers(len(users), size=len(users)), minlength=len(users))[inverse].astype(float)
+        if (w * label).sum() and (w * (1 - label)).sum():
+            diffs.append(roc_auc_score(label, prob, sample_weight=w) - roc_auc_score(label, other, sample_weight=w))
+    d = paired_ctr_difference(res(prob), res(other), n_resamples=200, seed=5)
+    assert [d["low"], d["high"]] == pytest.approx(list(np.percentile(diffs, [2.5, 97.5])), abs=1e-12)
+    assert d["diff"] == pytest.approx(roc_auc_score(label, prob) - roc_auc_score(label, other), abs=1e-12)
