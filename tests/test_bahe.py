@@ -57,8 +57,9 @@ def test_both_encodings_start_from_the_same_weights(setup):
     a = BAHE(view, lm=pair, encoding="atomic", **KW).state_dict()
     torch.manual_seed(1)
     t = BAHE(view, lm=pair, encoding="token", **KW).state_dict()
-    assert set(a) < set(t) and all(k.startswith(("lower.", "tok_")) for k in set(t) - set(a))
-    assert all(torch.equal(a[k], t[k]) for k in a)
+    assert set(a) - set(t) == {"sink"}  # BAHE's fixed first input (not trained)
+    assert all(k.startswith(("lower.", "tok_")) for k in set(t) - set(a))
+    assert all(torch.equal(a[k], t[k]) for k in set(a) & set(t))
 
 
 @pytest.mark.parametrize("encoding", ["atomic", "token"])
@@ -132,7 +133,9 @@ def test_bahe_learns_and_reproduces(setup):
     view, pair = setup
     recs = []
     for _ in range(2):
-        m, res, rec = train_and_test("bahe", view, lm=pair, **KW, progress=False, epochs=6, patience=6, batch_size=32, lr=3e-3)
+        # sink=False: the tiny random LM has no attention sink for S to stand for (its first-token state is ordinary)
+        m, res, rec = train_and_test("bahe", view, lm=pair, **KW, sink=False, progress=False, epochs=6, patience=6,
+                                     batch_size=32, lr=3e-3)
         recs.append(rec)
     assert res.history[-1]["loss"] < res.history[0]["loss"]
     assert recs[0]["metrics"] == recs[1]["metrics"] and recs[0]["metrics"]["auc"] > 0.6
@@ -283,3 +286,34 @@ def test_measured_costs_and_their_plots(setup, synth):
     assert plot_counts({"synthetic": behaviour_counts(synth, (2, 4))}).axes[0].get_yscale() == "log"
     with pytest.raises(ValueError, match="have 50 behaviours"):
         measure_encodings(ctr_view(synth, max_history=50), batch_size=4, reps=1, lm=pair, **KW)
+
+
+def test_sink_prefixes_the_mean_first_token_state(setup):
+    """sink=True (the default): every BAHE sequence starts with S = the lower layers' first-token state averaged over the
+    behaviours; S is never the readout (an empty sequence still gives 0), padding and batch mates change nothing,
+    and token level (which has its own first token) ignores the option."""
+    view, pair = setup
+    tok = BAHE(view, lm=pair, encoding="token", **KW).eval()
+    m = BAHE(view, lm=pair, sink=True, **KW).eval()
+    with torch.no_grad():
+        firsts = []
+        for i in range(view.n_items):
+            mask = tok.tok_mask[i + 1]
+            x = tok.lower(tok.lower.embed(tok.tok_ids[i + 1][mask][None]), torch.ones(1, int(mask.sum()), dtype=torch.long))
+            firsts.append(x[0, 0])
+        assert torch.allclose(m.sink, torch.stack(firsts).mean(0), atol=1e-4)
+        ids = torch.tensor([[0, 3, 5], [0, 0, 0], [2, 0, 7]])
+        q = m.sequence_states(ids)
+        assert torch.equal(q[1], torch.zeros_like(q[1]))
+        by_hand = m.upper(torch.cat([m.sink[None], m.atoms[[2, 7]]])[None], torch.ones(1, 3, dtype=torch.long))[0, -1]
+        assert torch.allclose(q[2], by_hand, atol=1e-5)
+        plain = BAHE(view, lm=pair, sink=False, **KW).eval()
+        plain.load_state_dict({k: v for k, v in m.state_dict().items() if k != "sink"})
+        assert not torch.allclose(plain.sequence_states(ids)[0], q[0])  # the prefix changes what the layers read
+        b = batch(view, range(8))
+        p = m.predict(b)
+        wide = dict(b, hist=torch.cat([torch.zeros(8, 4, dtype=torch.long), b["hist"]], 1),
+                    hist_label=torch.cat([torch.full((8, 4), -1), b["hist_label"]], 1))
+        assert torch.allclose(m.predict(wide), p, atol=1e-5)
+        assert torch.allclose(m.predict({k: v[2:3] for k, v in b.items()}), p[2:3], atol=1e-5)
+    assert BAHE(view, lm=pair, encoding="token", sink=True, **KW).sink is None
