@@ -12,8 +12,10 @@ k..k+n_high-1 (pre-trained, trainable at ``lm_lr``), then the LM's final norm. A
     paper says mean pooling). After layer 3 of SmolLM2 the first token's state is an attention sink: mean
     norm 757 vs 90 for the other tokens (notebook 05, section 4), so a plain mean is mostly the same sink
     vector for every behaviour. Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows, 2 epochs, seed
-    2020, notebook 05): valid AUC per epoch 0.616 / 0.633 without the first token vs 0.589 / 0.598 with it;
-    ``pooling="mean"`` gives the paper's plain mean.
+    2020, notebook 05), both without the sink input S of (2): valid AUC per epoch 0.616 / 0.633 without the
+    first token vs 0.589 / 0.598 with it. With S (2026-12-01 run) validation prefers the paper's plain mean
+    slightly: 0.715 / 0.723 vs 0.664 / 0.721 (test 0.7117 vs 0.6940; token level 0.7099). ``pooling="mean"``
+    gives it; the default switches to it when notebook 05 is next re-run (its rows name the pooling they use).
 (2) Behaviour aggregation: user u's behaviour sequence s_n = (a_n1 .. a_nM), the table's rows, through the
     upper layers (causal, rotary positions; the state at the last behaviour sees them all):
         Q_u^n = LastState( LLM_high(E[a_n1] .. E[a_nM]) )
