@@ -172,6 +172,7 @@ class BAHE(CTRRecommender):
         states = []
         for rows in order.tensor_split(min(self.length_buckets, len(order))):
             v, m = compact(values[rows], mask[rows])
+            real = m.sum(1)  # behaviours (token level: tokens) in each row, before any S
             if self.encoding == "atomic":
                 x = self.atoms[v]
                 if self.sink is not None:  # S at position 0, before the behaviours; it is never the readout
@@ -181,9 +182,7 @@ class BAHE(CTRRecommender):
                 with torch.no_grad():
                     x = self.lower(self.lower.embed(v), m.long())
             h = self.upper(x, m.long())
-            n = m.sum(1)
-            last = h[torch.arange(len(h), device=h.device), (n - 1).clamp(min=0)]
-            real = n - (1 if self.encoding == "atomic" and self.sink is not None else 0)
+            last = h[torch.arange(len(h), device=h.device), (m.sum(1) - 1).clamp(min=0)]
             states.append(last * (real > 0).unsqueeze(-1).to(last.dtype))
         return torch.cat(states)[torch.argsort(order)]
 
