@@ -152,6 +152,15 @@ seed the spread between training runs is as large as most claimed gains.
 Seed-2020 rows of `sasrec-bce`, `llmesr` and `pad` are the seed-2020 runs of `benchmarks/seeds.py` (`--reuse-seeds`:
 the same run, not trained twice).
 
+Molar (`molar`, `molar-content`, `molar-early`): MIRM item vectors = SmolLM2's mean-pooled layer 15 over each
+item's attribute prompt (64 tokens; the base LM: notebook 04 also fine-tunes it), DUEG = SmolLM2's pre-trained
+layers 0-1 over them (learning rate 1e-4), 64-d scoring head, BCE with one negative per position, SASRec's trainer
+settings (patience 20; notebook 04 uses 5). `molar` is the paper's post-alignment: stage "id" trains the project's
+SASRec-BCE (its seconds are counted), stage "content" freezes it and adds lambda 0.1 x in-batch InfoNCE (tau 0.1)
+between each content user embedding and the same user's SASRec embedding; only the content model scores at test.
+`molar-content`: DUEG alone; `molar-early`: a trainable ID table added at DUEG's input (the early fusion the paper
+argues against).
+
 CTR (`din`): Deep Interest Network over item-ID embeddings of the 20 behaviours rated strictly before each row
 (attention MLP 80-40 with sigmoid, Dice MLP 200-80, 32-d, as the original DIN code), BCE, Adam 1e-3, batch 2048,
 early stopping on validation AUC (patience 5). {din_sentence}
@@ -191,6 +200,9 @@ VARIANTS = {  # benchmark label: (model, overrides) for runs that differ from a 
     "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),
     "llmesr-alpha0-smollm2": ("llmesr", {"distill": False, "encoder": "smollm2",  # ml-100k only
                                          "encoder_kwargs": {"pooling": "mean", "layer": 15, "center": True}}),
+    "molar": ("molar", {}),  # post-alignment (the paper's), base MIRM vectors
+    "molar-content": ("molar", {"fusion": "none"}),  # DUEG alone: content only
+    "molar-early": ("molar", {"fusion": "early"}),  # ID embeddings added at DUEG's input
 }
 
 

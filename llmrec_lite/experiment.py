@@ -99,18 +99,9 @@ def _step_peak_mb(model, batch_size: int, seed: int, device) -> float:
         model.eval()
 
 
-def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
-                   **overrides):
-    """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
-
-    Returns (fitted model, TrainResult, record) where record is the JSON the CLI writes.
-    ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
-    constructor arguments (e.g. dim, n_layers). ``after_stage(stage, model)``: called after each fitted
-    stage of a multi-stage model (PAD), e.g. to measure it before the next stage changes it.
-    Ranking models report full-ranking metrics; CTR models (task "ctr") AUC and LogLoss; both per group, and
-    the TrainResult of a CTR model keeps the test rows' probabilities (``test_rows``, as ``evaluate_ctr(...,
-    per_row=True)["per_row"]``) for ``metrics.paired_ctr_difference``.
-    """
+def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_stage, overrides: dict):
+    """Check the settings, build ``model`` on ``split`` and fit it stage by stage (early stopping on validation;
+    test is not read). Returns (spec, model kwargs, trainer settings, fitted model, last TrainResult, stages)."""
     spec = get_model(model)
     cls, protocol, defaults = spec.cls, spec.protocol, spec.defaults
     if split.protocol != protocol:
@@ -136,6 +127,49 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
                        "best_valid": res.best_valid, "train_seconds": res.train_seconds})
         if after_stage is not None and stage is not None:
             after_stage(stage, m)
+    return spec, model_kw, hp, m, res, stages
+
+
+def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: dict, m, res, stages) -> dict:
+    """The part of a run's record that training alone determines (no test metric)."""
+    return {
+        "model": model, "task": spec.task, "dataset": split.dataset.name, "split": split.protocol, "seed": seed,
+        "train_seconds": sum(st["train_seconds"] for st in stages), "epochs": sum(st["epochs"] for st in stages),
+        "best_epoch": res.best_epoch,
+        "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
+        **({"stages": stages} if len(stages) > 1 else {}),
+        "parameters": {"trainable": sum(p.numel() for p in m.parameters() if p.requires_grad),
+                       "frozen": sum(p.numel() for p in m.parameters() if not p.requires_grad)},
+        "hyperparameters": _in_force(spec.cls, model_kw, hp, spec.task),
+        "language_model": _lm_identity(spec, model_kw),
+        "dataset_stats": split.dataset.stats(),
+        "environment": {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
+                        "threads": torch.get_num_threads(), "python": platform.python_version()},
+    }
+
+
+def train_and_validate(model: str, split, seed: int = 2020, device="auto", progress: bool = True, **overrides):
+    """Build and train ``model`` as ``train_and_test`` does, without reading test: for choosing settings on
+    validation (sweeps). Returns (fitted model, TrainResult, record); the record has ``best_valid`` (the trainer's
+    ``valid_metric`` on validation) and no test metric."""
+    spec, model_kw, hp, m, res, stages = _build_and_fit(model, split, seed, device, progress, None, overrides)
+    return m, res, _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages) | {
+        "valid_metric": hp.get("valid_metric"), "overrides": sorted(overrides)}
+
+
+def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
+                   **overrides):
+    """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
+
+    Returns (fitted model, TrainResult, record) where record is the JSON the CLI writes.
+    ``overrides``: trainer settings (epochs, lr, batch_size, patience, valid_metric) or model
+    constructor arguments (e.g. dim, n_layers). ``after_stage(stage, model)``: called after each fitted
+    stage of a multi-stage model (PAD), e.g. to measure it before the next stage changes it.
+    Ranking models report full-ranking metrics; CTR models (task "ctr") AUC and LogLoss; both per group, and
+    the TrainResult of a CTR model keeps the test rows' probabilities (``test_rows``, as ``evaluate_ctr(...,
+    per_row=True)["per_row"]``) for ``metrics.paired_ctr_difference``.
+    """
+    spec, model_kw, hp, m, res, stages = _build_and_fit(model, split, seed, device, progress, after_stage, overrides)
     if spec.task == "ctr":
         t = time.perf_counter()
         test = evaluate_ctr(m, split, "test", device=resolve_device(device), per_row=True)
@@ -154,22 +188,11 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         metrics = {k: test[k] for k in keep} | {
             "by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}}
         size = {"n_test_users": test["n_users"]}
-    record = {
-        "model": model, "task": spec.task, "dataset": split.dataset.name, "split": protocol, "seed": seed,
-        "metrics": metrics, **size,
-        "train_seconds": sum(st["train_seconds"] for st in stages), "epochs": sum(st["epochs"] for st in stages),
-        "best_epoch": res.best_epoch,
-        "seconds_per_epoch": res.seconds_per_epoch, "best_valid": res.best_valid,
-        **({"stages": stages} if len(stages) > 1 else {}),
-        "parameters": {"trainable": sum(p.numel() for p in m.parameters() if p.requires_grad),
-                       "frozen": sum(p.numel() for p in m.parameters() if not p.requires_grad)},
-        "hyperparameters": _in_force(cls, model_kw, hp, spec.task),
-        "overrides": sorted(overrides),
-        "language_model": _lm_identity(spec, model_kw),
-        "dataset_stats": split.dataset.stats(),
-        "environment": {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
-                        "threads": torch.get_num_threads(), "python": platform.python_version()},
-    }
+    fitted = _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages)
+    head, tail = ("model", "task", "dataset", "split", "seed"), ("language_model", "dataset_stats", "environment")
+    record = {k: fitted[k] for k in head} | {"metrics": metrics, **size} | {
+        k: v for k, v in fitted.items() if k not in head + tail} | {"overrides": sorted(overrides)} | {
+        k: fitted[k] for k in tail}
     return m, res, record
 
 

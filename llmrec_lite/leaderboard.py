@@ -24,7 +24,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 PAPER_OF = {"alpharec": "AlphaRec", "alpharec-linear": "AlphaRec", "alpharec-linear:random": "AlphaRec (control)",
             "llmesr": "LLM-ESR", "llmesr-alpha0": "LLM-ESR (no distillation)", "llmesr-ce-alpha0": "LLM-ESR (CE, no distillation)",
             "llmesr-alpha0-smollm2": "LLM-ESR (SmolLM2 vectors)", "pad": "PAD", "id-text-concat": "PAD's baseline",
-            "molar": "Molar", "bahe": "BAHE", "llmcf-sasrec": "LLM-CF", "llmcf-din": "LLM-CF"}
+            "molar": "Molar", "molar-content": "Molar (content only)",
+            "molar-early": "Molar (early fusion)", "bahe": "BAHE", "llmcf-sasrec": "LLM-CF", "llmcf-din": "LLM-CF"}
 
 # The reading notes' comparison (their last section), one row per paper, with where this project's compact
 # version runs its language model. "LLM calls per served request" counts forward passes of LLM layers made to

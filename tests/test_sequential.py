@@ -77,6 +77,32 @@ def test_early_stopping_and_restore_best_never_read_test(setup, name, monkeypatc
     assert rec["best_valid"] == max(r["valid_ndcg@10"] for r in res.history)
 
 
+def test_train_and_validate_fits_the_same_model_without_reading_test(setup, monkeypatch):
+    """A sweep's choice transfers: train_and_validate fits exactly what train_and_test fits (same seed and
+    settings), and no evaluation of the test split happens anywhere in it."""
+    s, z = setup
+    import llmrec_lite.experiment as ex
+    import llmrec_lite.trainer as tr
+
+    kw = dict(progress=False, epochs=3, patience=1, **small("pad", s, z))
+    ref, res_ref, rec_ref = train_and_test("pad", s, **kw)
+    real = tr.evaluate
+
+    def guarded(model, split, stage="test", **k):
+        assert stage == "valid", "train_and_validate read the test split"
+        return real(model, split, stage, **k)
+
+    monkeypatch.setattr(tr, "evaluate", guarded)
+    monkeypatch.setattr(ex, "evaluate", guarded)
+    m, res, rec = ex.train_and_validate("pad", s, **kw)
+    assert "metrics" not in rec and rec["valid_metric"] == "ndcg@10"
+    assert rec["best_valid"] == rec_ref["best_valid"] and [st["best_epoch"] for st in rec["stages"]] == \
+        [st["best_epoch"] for st in rec_ref["stages"]]
+    for (n, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
+        assert torch.equal(a, b), n
+    assert set(rec) < set(rec_ref) | {"valid_metric"}
+
+
 def test_negatives_exclude_the_users_sequence_and_respect_the_pool(setup):
     s, _ = setup
     cold = hold_out_items(s, fraction=0.3, seed=0)
