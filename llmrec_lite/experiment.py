@@ -154,7 +154,7 @@ def train_and_validate(model: str, split, seed: int = 2020, device="auto", progr
     ``valid_metric`` on validation) and no test metric."""
     spec, model_kw, hp, m, res, stages = _build_and_fit(model, split, seed, device, progress, None, overrides)
     return m, res, _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages) | {
-        "valid_metric": hp.get("valid_metric"), "overrides": sorted(overrides)}
+        "valid_metric": res.valid_metric, "overrides": sorted(overrides)}
 
 
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,

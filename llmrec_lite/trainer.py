@@ -23,6 +23,7 @@ class TrainResult:
     train_seconds: float = 0.0  # wall time of fit(), validation included
     seconds_per_epoch: float = 0.0  # mean time of one training pass (no validation)
     history: list[dict] = field(default_factory=list)  # per epoch: loss, valid metric, seconds
+    valid_metric: str = ""  # the validation metric early stopping read
     test_rows: dict | None = None  # CTR models, set by train_and_test: the test rows' labels, probabilities, users
 
 
@@ -44,7 +45,7 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
     rng = np.random.default_rng(seed)
     device = resolve_device(device)
     model.to(device)
-    res = TrainResult()
+    res = TrainResult(valid_metric=valid_metric)
     t0 = time.perf_counter()
     if not model.trainable or epochs <= 0:
         res.train_seconds = time.perf_counter() - t0
