@@ -93,6 +93,9 @@ def main() -> None:
     teacher = {"model": "sasrec-bce", "best_valid": rec["best_valid"], "best_epoch": rec["best_epoch"]}
     print(f"teacher SASRec-BCE: valid NDCG@10 {rec['best_valid']:.4f}, best epoch {rec['best_epoch']}, "
           f"{time.perf_counter() - t:.0f} s", flush=True)
+    saved |= {"base": BASE | TRAIN | {"seed": SEED, "mirm": MIRM | {"n_finetune": N_FINETUNE}}, "teacher": teacher,
+              "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}}
     for lab in todo:
         kw = settings(lab)
         t = time.perf_counter()
@@ -104,10 +107,6 @@ def main() -> None:
         print(f"{lab:26s} valid NDCG@10 {row['best_valid']:.4f}  best epoch {row['best_epoch']:3d}  "
               f"{row['seconds_per_epoch']:.1f} s/epoch  {time.perf_counter() - t:.0f} s", flush=True)
         saved["rows"] = [r for r in saved["rows"] if r["setting"] != lab] + [row]
-        saved |= {"base": BASE | TRAIN | {"seed": SEED, "mirm": MIRM | {"n_finetune": N_FINETUNE}},
-                  "teacher": teacher,
-                  "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                                  "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}}
         save_json(saved, args.out)  # a cut-off sweep keeps every finished row
     print(table(saved["rows"]))
     print(f"wrote {args.out}")

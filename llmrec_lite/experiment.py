@@ -130,7 +130,8 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
     return spec, model_kw, hp, m, res, stages
 
 
-def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: dict, m, res, stages) -> dict:
+def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: dict, m, res, stages,
+                overrides: dict) -> dict:
     """The part of a run's record that training alone determines (no test metric)."""
     return {
         "model": model, "task": spec.task, "dataset": split.dataset.name, "split": split.protocol, "seed": seed,
@@ -141,6 +142,7 @@ def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: 
         "parameters": {"trainable": sum(p.numel() for p in m.parameters() if p.requires_grad),
                        "frozen": sum(p.numel() for p in m.parameters() if not p.requires_grad)},
         "hyperparameters": _in_force(spec.cls, model_kw, hp, spec.task),
+        "overrides": sorted(overrides),
         "language_model": _lm_identity(spec, model_kw),
         "dataset_stats": split.dataset.stats(),
         "environment": {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
@@ -153,8 +155,8 @@ def train_and_validate(model: str, split, seed: int = 2020, device="auto", progr
     validation (sweeps). Returns (fitted model, TrainResult, record); the record has ``best_valid`` (the trainer's
     ``valid_metric`` on validation) and no test metric."""
     spec, model_kw, hp, m, res, stages = _build_and_fit(model, split, seed, device, progress, None, overrides)
-    return m, res, _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages) | {
-        "valid_metric": res.valid_metric, "overrides": sorted(overrides)}
+    return m, res, _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages, overrides) | {
+        "valid_metric": res.valid_metric}
 
 
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
@@ -188,11 +190,10 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         metrics = {k: test[k] for k in keep} | {
             "by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}}
         size = {"n_test_users": test["n_users"]}
-    fitted = _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages)
-    head, tail = ("model", "task", "dataset", "split", "seed"), ("language_model", "dataset_stats", "environment")
+    fitted = _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages, overrides)
+    head = ("model", "task", "dataset", "split", "seed")
     record = {k: fitted[k] for k in head} | {"metrics": metrics, **size} | {
-        k: v for k, v in fitted.items() if k not in head + tail} | {"overrides": sorted(overrides)} | {
-        k: fitted[k] for k in tail}
+        k: v for k, v in fitted.items() if k not in head}
     return m, res, record
 
 
