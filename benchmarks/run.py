@@ -154,7 +154,8 @@ the same run, not trained twice).
 
 Molar (`molar`, `molar-content`, `molar-early`): MIRM item vectors = SmolLM2's mean-pooled layer 15 over each
 item's attribute prompt (64 tokens; the base LM: notebook 04 also fine-tunes it), DUEG = SmolLM2's pre-trained
-layers 0-1 over them (learning rate 1e-4), 64-d scoring head, BCE with one negative per position, SASRec's trainer
+layer 0 over them (learning rate 1e-3; both chosen on amazon-scientific validation, `benchmarks/molar_sweep.py`),
+64-d scoring head, BCE with one negative per position, SASRec's trainer
 settings (patience 20; notebook 04 uses 5). `molar` is the paper's post-alignment: stage "id" trains the project's
 SASRec-BCE (its seconds are counted), stage "content" freezes it and adds lambda 0.1 x in-batch InfoNCE (tau 0.1)
 between each content user embedding and the same user's SASRec embedding; only the content model scores at test.
