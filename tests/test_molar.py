@@ -209,3 +209,28 @@ def test_building_molar_leaves_the_shared_language_model_untouched(setup):
     for n, p in pair[1].named_parameters():
         assert p.requires_grad == before[n][0] and torch.equal(p, before[n][1])
     assert not any(p is q for p in m.parameters() for q in pair[1].parameters())
+
+
+def _sweep_module():
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("molar_sweep", Path(__file__).parents[1] / "benchmarks" / "molar_sweep.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_molar_sweep_table_differences_from_the_start_row_and_stored_rows_are_current():
+    sweep = _sweep_module()
+    row = lambda s, v: {"setting": s, "best_valid": v, "best_epoch": 3, "epochs": 8, "seconds_per_epoch": 2.0}
+    lines = sweep.table([row("lm_lr=1e-3", 0.045), row("other", 0.01), row(sweep.START, 0.04)]).splitlines()[2:]
+    assert [ln.split(" | ")[0] for ln in lines] == [f"| {sweep.START}", "| lm_lr=1e-3", "| other"]  # SETTINGS order
+    assert lines[0].split(" | ")[2] == "" and lines[1].split(" | ")[2] == "+0.0050"  # hand-computed
+    with pytest.raises(SystemExit, match="unknown setting"):
+        sweep.settings("bogus")
+    # every committed row is the setting the script would train now (else it would be re-run, or be stale)
+    import json
+    from pathlib import Path
+    saved = json.loads((Path(__file__).parents[1] / "benchmarks" / "molar_sweep.json").read_text())
+    assert {r["setting"] for r in saved["rows"]} == set(sweep.SETTINGS)
+    assert all(r["overrides"] == sweep.settings(r["setting"]) for r in saved["rows"])
