@@ -1,3 +1,4 @@
+import importlib.util
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -9,6 +10,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _shared = Path(__file__).resolve().parents[2] / "shared" / "data"
 if "LLMREC_DATA_DIR" not in os.environ and _shared.is_dir():
     os.environ["LLMREC_DATA_DIR"] = str(_shared)
+
+
+def load_script(relpath: str, name: str):
+    """A repository script that is not in the package (benchmarks/*.py, notebooks/execute.py), imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / relpath)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _real_data(name):

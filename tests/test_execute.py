@@ -2,22 +2,19 @@
 results (the cells before it run once, the edited cells after it run in the same kernel)."""
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
 def execute_module(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("execute_nb", ROOT / "notebooks" / "execute.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("notebooks/execute.py", "execute_nb")
     monkeypatch.setattr(mod, "HERE", tmp_path)   # partial runs, run_times.json: in tmp
     return mod
 

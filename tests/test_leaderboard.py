@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from conftest import load_script
 from llmrec_lite.cli import main
 from llmrec_lite.leaderboard import PAPERS, leaderboard, load_records, missing_papers, to_json, to_markdown
 
@@ -108,13 +109,7 @@ def test_results_prose_is_rendered_from_the_numbers():
 
 
 def _bench():
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "benchmarks" / "run.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
+    return load_script("benchmarks/run.py", "bench_run")
 
 
 def test_results_name_the_stale_rows_and_each_runs_threads():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_llama
+from conftest import load_script, tiny_llama
 from llmrec_lite.data import leave_one_out
 from llmrec_lite.experiment import train_and_test
 from llmrec_lite.losses import in_batch_info_nce
@@ -211,17 +211,8 @@ def test_building_molar_leaves_the_shared_language_model_untouched(setup):
     assert not any(p is q for p in m.parameters() for q in pair[1].parameters())
 
 
-def _sweep_module():
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("molar_sweep", Path(__file__).parents[1] / "benchmarks" / "molar_sweep.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_molar_sweep_table_differences_from_the_start_row_and_stored_rows_are_current():
-    sweep = _sweep_module()
+    sweep = load_script("benchmarks/molar_sweep.py", "molar_sweep")
     row = lambda s, v: {"setting": s, "best_valid": v, "best_epoch": 3, "epochs": 8, "seconds_per_epoch": 2.0}
     lines = sweep.table([row("lm_lr=1e-3", 0.045), row("other", 0.01), row(sweep.START, 0.04)]).splitlines()[2:]
     assert [ln.split(" | ")[0] for ln in lines] == [f"| {sweep.START}", "| lm_lr=1e-3", "| other"]  # SETTINGS order
