@@ -4,6 +4,7 @@
     python benchmarks/run.py --all-seeds      # every job over seeds 2020, 1, 2 (about three times that)
     python benchmarks/run.py --quick          # one seed, ml-100k only
     python benchmarks/run.py --only pop alpharec   # re-run these models, keep the other saved records
+    python benchmarks/run.py --only llmesr --exact --datasets amazon-scientific   # that one label, not its variants
     OMP_NUM_THREADS=1 python benchmarks/run.py --datasets amazon-scientific --contended   # beside another job
 
 ml-100k, all ratings implicit, per-user random 80/10/10, full ranking, train (+valid) items masked:
@@ -45,7 +46,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--from-json", type=Path, default=None, help="re-render RESULTS.md from a results.json")
     ap.add_argument("--only", nargs="+", default=None, metavar="MODEL",
-                    help="run only these models and merge them into the saved results.json")
+                    help="run only these models (and their variants: `llmesr` includes `llmesr-alpha0`) and merge "
+                         "them into the saved results.json")
+    ap.add_argument("--exact", action="store_true",
+                    help="with --only: run exactly these job labels, not the variants of a model name")
     ap.add_argument("--datasets", nargs="+", default=None, help="only jobs on these datasets")
     ap.add_argument("--all-seeds", action="store_true",
                     help="run every job over all --seeds (default: the seeds only for MF / LightGCN on ml-100k)")
@@ -71,10 +75,7 @@ def main() -> None:
     if args.all_seeds:  # every job over every seed (mean ± std everywhere; several times the CPU time)
         jobs = [(m, d, seeds) for m, d, _ in jobs]
     kept = []
-    if args.only:
-        jobs = [j for j in jobs if j[0] in args.only or resolve(j[0])[0] in args.only]
-    if args.datasets:
-        jobs = [j for j in jobs if j[1] in args.datasets]
+    jobs = select(jobs, args.only, args.datasets, exact=args.exact)
     if args.only or args.datasets:
         if not jobs:
             ap.error(f"no benchmark job for --only {args.only} --datasets {args.datasets}")
@@ -183,6 +184,17 @@ def ordered(records: list[dict]) -> list[dict]:
              + ["id-text-concat", "pad"] + CTR_MODELS)
     return sorted(records, key=lambda r: (r["dataset"] != "ml-100k", r["dataset"],
                                           order.index(label(r)) if label(r) in order else 99))
+
+
+def select(jobs: list[tuple], only: list[str] | None, datasets: list[str] | None, exact: bool = False) -> list[tuple]:
+    """The (label, dataset, seeds) jobs that --only / --datasets keep. A model name in ``only`` keeps its variants
+    (``llmesr`` -> ``llmesr``, ``llmesr-alpha0``, ...; ``alpharec-linear`` -> its ``:random`` control too) unless
+    ``exact``, which keeps the named labels alone."""
+    if only:
+        jobs = [j for j in jobs if j[0] in only or (not exact and resolve(j[0])[0] in only)]
+    if datasets:
+        jobs = [j for j in jobs if j[1] in datasets]
+    return jobs
 
 
 def seed_runs() -> dict:

@@ -126,3 +126,18 @@ def test_results_name_the_stale_rows_and_each_runs_threads():
     assert rows[0].startswith("| pad | amazon-pantry |") and "| 2.00 | 1 |" in rows[0]
     assert rows[1].startswith("| llmesr † |") and "| 2.00 | ? |" in rows[1]        # no thread count stored
     assert "| — (contended) | 1 |" in rows[2]
+
+
+def test_only_keeps_a_models_variants_unless_exact():
+    bench = _bench()
+    jobs = [(m, d, [2020]) for d in ("ml-100k", "amazon-scientific")
+            for m in ("llmesr", "llmesr-alpha0", "llmesr-ce-alpha0", "sasrec", "sasrec-bce",
+                      "alpharec-linear", "alpharec-linear:random", "alpharec")]
+    sci = [(m, "amazon-scientific", [2020]) for m in ("llmesr", "llmesr-alpha0", "llmesr-ce-alpha0")]
+    assert bench.select(jobs, ["llmesr"], ["amazon-scientific"]) == sci
+    assert bench.select(jobs, ["llmesr"], ["amazon-scientific"], exact=True) == sci[:1]
+    assert [j[0] for j in bench.select(jobs, ["alpharec-linear"], ["ml-100k"])] == ["alpharec-linear",
+                                                                                   "alpharec-linear:random"]
+    assert [j[0] for j in bench.select(jobs, ["sasrec", "alpharec"], None, exact=True)] == ["sasrec", "alpharec"] * 2
+    assert bench.select(jobs, None, None) == jobs
+    assert bench.select(jobs, ["nope"], None) == []
