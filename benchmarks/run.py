@@ -80,8 +80,7 @@ def main() -> None:
         if not jobs:
             ap.error(f"no benchmark job for --only {args.only} --datasets {args.datasets}")
         if args.out.is_file():
-            kept = [r for r in json.loads(args.out.read_text())["records"]
-                    if (label(r), r["dataset"]) not in {(j[0], j[1]) for j in jobs}]
+            kept = unrun(json.loads(args.out.read_text())["records"], jobs)
     records = []
     reusable = seed_runs() if args.reuse_seeds else {}
     for model, dataset, ss in jobs:
@@ -195,6 +194,13 @@ def select(jobs: list[tuple], only: list[str] | None, datasets: list[str] | None
     if datasets:
         jobs = [j for j in jobs if j[1] in datasets]
     return jobs
+
+
+def unrun(saved: list[dict], jobs: list[tuple]) -> list[dict]:
+    """The saved records these jobs do not re-run: another label, dataset or seed (so `--seeds 1 --all-seeds` adds
+    seed 1 beside a stored seed-2020 run instead of replacing it)."""
+    again = {(j[0], j[1], s) for j in jobs for s in j[2]}
+    return [r for r in saved if (label(r), r["dataset"], r["seed"]) not in again]
 
 
 def seed_runs() -> dict:

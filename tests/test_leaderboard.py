@@ -141,3 +141,13 @@ def test_only_keeps_a_models_variants_unless_exact():
     assert [j[0] for j in bench.select(jobs, ["sasrec", "alpharec"], None, exact=True)] == ["sasrec", "alpharec"] * 2
     assert bench.select(jobs, None, None) == jobs
     assert bench.select(jobs, ["nope"], None) == []
+
+
+def test_a_run_over_new_seeds_keeps_the_stored_seeds():
+    bench = _bench()
+    saved = [{"model": "mf", "dataset": "amazon-scientific", "seed": s} for s in (2020, 1)]
+    saved += [{"model": "sasrec", "label": "sasrec-bce", "dataset": "amazon-scientific", "seed": 2020},
+              {"model": "mf", "dataset": "ml-100k", "seed": 1}]
+    kept = bench.unrun(saved, [("mf", "amazon-scientific", [1, 2]), ("sasrec-bce", "ml-100k", [2020])])
+    assert kept == [saved[0], saved[2], saved[3]]      # only mf's seed 1 on amazon-scientific is re-run
+    assert bench.unrun(saved, []) == saved
