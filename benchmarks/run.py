@@ -141,9 +141,8 @@ user by user in turn (the official trainer), Adam 5e-4, batch 4096, patience 30 
 `alpharec-linear`: the paper's linear-mapping probe (one bias-free 384x64 matrix, same loss).
 `alpharec-linear:random`: the same probe on random unit vectors of the same width: the control that separates what
 the language space contributes from what "user = mean of item vectors" already does. AlphaRec runs vary by about
-+-0.005 Recall@20 from run to run (the summation order of
-multi-threaded kernels, which follows memory alignment: with one thread two runs of 4 ml-100k epochs were bit-identical; everything
-else is seeded).
++-0.005 Recall@20 from run to run (the summation order of multi-threaded kernels, which follows memory alignment:
+with one thread two runs of 4 ml-100k epochs were bit-identical; everything else is seeded).
 
 Sequential models (`sasrec`, `llmesr`, `pad`, `id-text-concat`): one SASRec (N(0, 0.02) item table, chosen on
 validation over xavier, see SEEDS.md; the shared causal encoder, negatives never in the user's train sequence, BCE = mean over positives + mean over

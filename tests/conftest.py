@@ -7,14 +7,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-_shared = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+_shared = ROOT.parent / "shared" / "data"
 if "LLMREC_DATA_DIR" not in os.environ and _shared.is_dir():
     os.environ["LLMREC_DATA_DIR"] = str(_shared)
 
 
 def load_script(relpath: str, name: str):
     """A repository script that is not in the package (benchmarks/*.py, notebooks/execute.py), imported as a module."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / relpath)
+    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("LLMREC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = [
     "%matplotlib inline\nimport json\nfrom llmrec_lite.explore import gain_widget",

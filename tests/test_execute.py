@@ -11,7 +11,6 @@ import pytest
 from conftest import load_script
 
 
-
 @pytest.fixture()
 def execute_module(tmp_path, monkeypatch):
     mod = load_script("notebooks/execute.py", "execute_nb")
