@@ -29,7 +29,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from llmrec_lite.experiment import run  # noqa: E402
-from llmrec_lite.io import save_json  # noqa: E402
+from llmrec_lite.io import replace_block, save_json  # noqa: E402
+from llmrec_lite.leaderboard import CONTRASTS, contrasts, load_records  # noqa: E402
 from llmrec_lite.models import MODELS  # noqa: E402
 
 RECBOLE = {  # RecBole 1.2.1, ml-100k, RS 8:1:1, full ranking, seed 2020 (measured on this project's machines)
@@ -60,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
-        write_markdown(ordered(saved["records"]), saved["environment"])
+        write_markdown(ordered(saved["records"]), saved["environment"], args.from_json)
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
@@ -116,7 +117,7 @@ def main() -> None:
         env = {**env, **json.loads(args.out.read_text()).get("environment", {}), "date": env["date"]}
     records = ordered(kept + records)
     save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
-    write_markdown(records, env)
+    write_markdown(records, env, args.out)
     print(f"wrote {args.out}")
 
 
@@ -239,7 +240,12 @@ def label(r: dict) -> str:
     return r.get("label", r["model"])
 
 
-def write_markdown(records: list[dict], env: dict) -> None:
+def write_markdown(records: list[dict], env: dict, out: Path | None = None) -> None:
+    """RESULTS.md from ``records``; with ``out`` (the results.json just written) also the README's cross-dataset
+    block, read back with ``benchmarks/seeds.jsonl`` beside it (its extra model seeds of the sequential models)."""
+    across = across_datasets(load_records(out)) if out is not None else ""
+    if across:
+        replace_block(HERE.parent / "README.md", "BENCH", across)
     ctr = [r for r in records if r.get("task") == "ctr"]
     md = table([r for r in records if r.get("task") != "ctr"]) + ("\n\nCTR (click-through view: label = rating >= 4, "
                                                                   "behaviours = the 20 items rated strictly earlier; "
@@ -249,6 +255,57 @@ def write_markdown(records: list[dict], env: dict) -> None:
         "# Benchmark results\n\nProduced by `python benchmarks/run.py` "
         f"({env['date']}, torch {env['torch']}; each run's CPU threads are in the `threads` column, and a run "
         "was timed alone on the machine unless its s/epoch says contended).\n\n" + md + "\n" + notes(records))
+
+
+ACROSS = ("ml-100k", "amazon-pantry", "amazon-scientific")
+ROW_NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "alpharec-linear:random": "linear probe, random vectors",
+             "alpharec-linear": "linear probe, MiniLM", "alpharec": "AlphaRec", "sasrec-bce": "SASRec-BCE",
+             "pad": "PAD", "llmesr": "LLM-ESR", "llmesr-alpha0": "LLM-ESR, α = 0", "id-text-concat": "ID + text concat",
+             "sasrec": "SASRec-CE", "llmesr-ce-alpha0": "LLM-ESR-CE, α = 0"}
+ALPHAREC_ROWS = ("mf", "lightgcn", "alpharec-linear:random", "alpharec-linear", "alpharec")
+SEQUENTIAL_ROWS = ("sasrec-bce", "pad", "llmesr", "llmesr-alpha0", "id-text-concat", "sasrec", "llmesr-ce-alpha0")
+
+
+def _cell(rs: list[dict], keys: tuple[str, ...], tail: str) -> str:
+    """`m ± s / m (t) [n]`: the means over ``rs`` of each metric in ``keys`` (the first with its std over the runs),
+    the tail-item mean of ``tail`` in brackets, and the number of runs."""
+    if not rs:
+        return "–"
+    mean = [statistics.mean(r["metrics"][k] for r in rs) for k in keys]
+    std = f" ± {statistics.stdev(r['metrics'][keys[0]] for r in rs):.4f}" if len(rs) > 1 else ""
+    t = statistics.mean(r["metrics"]["by_group"]["tail_items"][tail] for r in rs)
+    return f"{mean[0]:.4f}{std}" + "".join(f" / {m:.4f}" for m in mean[1:]) + f" ({t:.4f}) [{len(rs)}]"
+
+
+def across_datasets(records: list[dict]) -> str:
+    """The README's cross-dataset block: AlphaRec and its baselines (random split), the sequential models
+    (leave-one-out), and the paired seed-by-seed contrasts, on every dataset in ACROSS; each cell the mean over the
+    seeds stored for it ([n]), ± the std over them where n > 1. Empty when no record is on those datasets."""
+    datasets = [d for d in ACROSS if any(r["dataset"] == d for r in records)]
+    if not datasets:
+        return ""
+
+    def row(lab, split, keys, tail):
+        runs = [[r for r in records if label(r) == lab and r["dataset"] == d and r["split"] == split
+                 and r.get("task") != "ctr" and not r.get("stale")] for d in datasets]
+        return f"| {ROW_NAMES[lab]} (`{lab}`) | " + " | ".join(_cell(rs, keys, tail) for rs in runs) + " |"
+
+    head = "| " + " | ".join(datasets) + " |"
+    rule = "|---|" + "---|" * len(datasets)
+    lines = ["| random 80/10/10, Recall@20 ± std / NDCG@20 (tail-item R@20) [seeds] " + head, rule]
+    lines += [row(lab, "random", ("recall@20", "ndcg@20"), "recall@20") for lab in ALPHAREC_ROWS]
+    lines += ["", "| leave-one-out, NDCG@10 ± std (tail-item N@10) [seeds] " + head, rule]
+    lines += [row(lab, "loo", ("ndcg@10",), "ndcg@10") for lab in SEQUENTIAL_ROWS]
+    lines += ["", "| paired over the seeds both have: gain [95% interval] (seeds) " + head, rule]
+    paired = {(g["comparison"], g["dataset"]): g for g in contrasts(records, datasets).to_dict("records")}
+    for model, base, metric in CONTRASTS:
+        cells = []
+        for d in datasets:
+            g = paired.get((f"{model} − {base}", d))
+            interval = f" [{g['low']:+.4f}, {g['high']:+.4f}]" if g and g["n"] > 1 else ""
+            cells.append(f"{g['gain']:+.4f}{interval} ({g['n']})" if g else "–")
+        lines.append(f"| {ROW_NAMES[model]} − {ROW_NAMES[base]}, {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def notes(records: list[dict]) -> str:

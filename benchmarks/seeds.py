@@ -138,19 +138,14 @@ def markdown(summary: dict) -> str:
 
 
 def report() -> dict:
-    from llmrec_lite.io import save_json
+    from llmrec_lite.io import replace_block, save_json
 
     summary = summarise(read_log())
     save_json(summary, HERE / "seeds.json")
     md = markdown(summary)
     (HERE / "SEEDS.md").write_text(md + "\n")
-    readme = HERE.parent / "README.md"  # the ml-100k tables also live in the README, between these markers
-    text = readme.read_text()
-    begin, end = "<!-- SEEDS:BEGIN -->\n", "<!-- SEEDS:END -->"
-    if begin in text and end in text and "ml-100k" in summary:
-        block = md.split("## ml-100k\n\n", 1)[1].split("\n## ", 1)[0].strip()
-        text = text[:text.index(begin) + len(begin)] + block + "\n" + text[text.index(end):]
-        readme.write_text(text)
+    if "ml-100k" in summary:  # the ml-100k tables also live in the README, between its SEEDS markers
+        replace_block(HERE.parent / "README.md", "SEEDS", md.split("## ml-100k\n\n", 1)[1].split("\n## ", 1)[0].strip())
     print(md)
     return summary
 

@@ -33,6 +33,22 @@ def save_json(obj, path: str | os.PathLike) -> None:
         tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def replace_block(path: str | os.PathLike, name: str, block: str) -> bool:
+    """Put ``block`` between the lines ``<!-- NAME:BEGIN -->`` and ``<!-- NAME:END -->`` of ``path`` (an atomic
+    write). Without both markers, in that order, the file is left as it is and the function says so (False)."""
+    path = Path(path)
+    begin, end = f"<!-- {name}:BEGIN -->\n", f"<!-- {name}:END -->"
+    text = path.read_text() if path.is_file() else ""
+    start = text.find(begin)
+    stop = text.find(end, start) if start >= 0 else -1
+    if stop < 0:
+        print(f"note: {path} has no {begin.strip()} ... {end} markers: its {name} block was not updated")
+        return False
+    with atomic_path(path) as tmp:
+        tmp.write_text(text[:start + len(begin)] + block + "\n" + text[stop:])
+    return True
+
+
 def save_npy(array: np.ndarray, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

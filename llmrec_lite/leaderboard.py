@@ -212,3 +212,29 @@ def seed_gain(records: list[dict], model: str, baseline: str, dataset: str, metr
     half = float(stats.t.ppf(0.975, len(d) - 1)) * statistics.stdev(d) / math.sqrt(len(d))
     return {"model": model, "baseline": baseline, "n": len(d), "gain": mean, "low": mean - half, "high": mean + half,
             "beyond seed noise": bool(mean - half > 0 or mean + half < 0)}
+
+
+# The paired comparisons read on every dataset (notebook 07, the README's cross-dataset block): what the paper's
+# mechanism adds over the same model without it, or over the control that separates the language space's share.
+CONTRASTS = (("alpharec", "lightgcn", "recall@20"), ("alpharec-linear", "alpharec-linear:random", "recall@20"),
+             ("pad", "sasrec-bce", "ndcg@10"), ("llmesr", "sasrec-bce", "ndcg@10"))
+
+
+def contrasts(records: list[dict], datasets: list[str] | None = None) -> pd.DataFrame:
+    """``seed_gain`` of each CONTRASTS pair on each dataset (default: every dataset in ``records``, sorted) where
+    both have a seed run, overall and on tail items; stale runs left out. One row per (pair, dataset)."""
+    records = [r for r in records if not r.get("stale")]
+    datasets = datasets if datasets is not None else sorted({r["dataset"] for r in records})
+    rows = []
+    for model, base, metric in CONTRASTS:
+        for dataset in datasets:
+            try:
+                g = seed_gain(records, model, base, dataset, metric)
+            except ValueError:  # no seed with both runs on this dataset
+                continue
+            tail = seed_gain(records, model, base, dataset, metric, "tail_items")
+            rows.append({"comparison": f"{model} − {base}", "model": model, "baseline": base, "metric": metric,
+                         "dataset": dataset, "n": g["n"], "gain": g["gain"], "low": g["low"], "high": g["high"],
+                         "tail-item gain": tail["gain"]})
+    return pd.DataFrame(rows, columns=["comparison", "model", "baseline", "metric", "dataset", "n", "gain", "low",
+                                       "high", "tail-item gain"])

@@ -96,6 +96,18 @@ def test_seed_gain_pairs_runs_seed_by_seed():
         seed_gain(recs, "pad", "mf", "ml-100k")
 
 
+def test_contrasts_pair_each_mechanism_with_its_baseline_on_every_dataset():
+    from llmrec_lite.leaderboard import contrasts
+
+    recs = [rec("pad", 1, 0.30), rec("pad", 2, 0.90, stale=True), rec("pad", 1, 0.05, dataset="amazon-pantry")]
+    recs += [rec("sasrec", s, 0.20, label="sasrec-bce", dataset=d) for s in (1, 2) for d in ("ml-100k", "amazon-pantry")]
+    table = contrasts(recs)
+    assert table[["comparison", "dataset", "n"]].values.tolist() == [["pad − sasrec-bce", "amazon-pantry", 1],
+                                                                     ["pad − sasrec-bce", "ml-100k", 1]]  # stale seed 2 out
+    assert table["gain"].tolist() == pytest.approx([-0.15, 0.10]) and table["tail-item gain"].tolist() == pytest.approx([-0.075, 0.05])
+    assert contrasts(recs, ["netflix"]).empty and "tail-item gain" in contrasts(recs, ["netflix"]).columns
+
+
 def test_results_prose_is_rendered_from_the_numbers():
     bench = _bench()
     ref = bench.RECBOLE
@@ -151,3 +163,38 @@ def test_a_run_over_new_seeds_keeps_the_stored_seeds():
     kept = bench.unrun(saved, [("mf", "amazon-scientific", [1, 2]), ("sasrec-bce", "ml-100k", [2020])])
     assert kept == [saved[0], saved[2], saved[3]]      # only mf's seed 1 on amazon-scientific is re-run
     assert bench.unrun(saved, []) == saved
+
+
+def test_the_cross_dataset_block_is_rendered_from_every_stored_seed():
+    bench = _bench()
+    recs = [rec(m, seed, v, split="random", dataset="amazon-pantry")
+            for m, seed, v in (("mf", 1, 0.10), ("mf", 2, 0.20), ("lightgcn", 1, 0.15), ("lightgcn", 2, 0.05),
+                               ("alpharec", 1, 0.20), ("alpharec", 2, 0.30))]
+    recs += [rec("pad", 1, 0.40, dataset="ml-100k"), rec("pad", 2, 0.90, dataset="ml-100k", stale=True),
+            rec("sasrec", 1, 0.30, dataset="ml-100k", label="sasrec-bce")]
+    for r in recs:
+        r["metrics"]["ndcg@20"] = r["metrics"]["ndcg@10"]
+    text = bench.across_datasets(recs)
+    rows = {line.split(" | ")[0]: line for line in text.splitlines()}
+    # mf on pantry: recall@20 0.2 and 0.4 -> 0.3000 ± 0.1414 (sample std); ndcg@20 0.15; tail R@20 0.15; 2 seeds
+    assert rows["| MF-BPR (`mf`)"] == "| MF-BPR (`mf`) | – | 0.3000 ± 0.1414 / 0.1500 (0.1500) [2] |"
+    assert "| PAD (`pad`) | 0.4000 (0.2000) [1] | – |" in text          # the stale seed-2 run is left out
+    # AlphaRec − LightGCN, recall@20, seeds 1 and 2: +0.10 and +0.50 -> mean +0.30, t(1) interval 0.30 ± 12.706 * 0.2
+    gain = rows["| AlphaRec − LightGCN, recall@20"]
+    assert gain.endswith("| – | +0.3000 [-2.2412, +2.8412] (2) |")
+    assert rows["| PAD − SASRec-BCE, ndcg@10"].endswith("| +0.1000 (1) | – |")
+    assert text.splitlines()[0].endswith("| ml-100k | amazon-pantry |")   # only datasets with runs, in order
+    assert bench.across_datasets([rec("mf", 1, 0.1, dataset="netflix")]) == ""
+
+
+def test_a_marked_block_is_replaced_and_nothing_else(tmp_path, capsys):
+    from llmrec_lite.io import replace_block
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- BENCH:BEGIN -->\nold\ntable\n<!-- BENCH:END -->\nafter <!-- BENCH:END -->\n")
+    assert replace_block(readme, "BENCH", "| new |")
+    assert readme.read_text() == "intro\n<!-- BENCH:BEGIN -->\n| new |\n<!-- BENCH:END -->\nafter <!-- BENCH:END -->\n"
+    readme.write_text("no markers\n<!-- BENCH:END -->\n<!-- BENCH:BEGIN -->\n")      # end before begin: not a block
+    assert not replace_block(readme, "BENCH", "| new |")
+    assert readme.read_text() == "no markers\n<!-- BENCH:END -->\n<!-- BENCH:BEGIN -->\n"
+    assert "has no <!-- BENCH:BEGIN --> ... <!-- BENCH:END --> markers" in capsys.readouterr().out
