@@ -69,7 +69,10 @@ def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None)
                 nb.cells[i:] = nbformat.read(path, as_version=4).cells[i:]
                 pause_before = None
                 continue
+            t = time.perf_counter()
             client.execute_cell(nb.cells[i], i, execution_count=client.code_cells_executed + 1)
+            if nb.cells[i].cell_type == "code":  # a hang (kernel and client both idle, seen with nbclient) names its cell
+                print(f"  cell {i} of {len(nb.cells)}: {time.perf_counter() - t:.0f} s", flush=True)
             i += 1
         client.set_widgets_metadata()
     return paused

@@ -28,7 +28,7 @@ def _text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []))
 
 
-def test_pause_reruns_edited_cells_in_the_same_kernel(execute_module, tmp_path):
+def test_pause_reruns_edited_cells_in_the_same_kernel(execute_module, tmp_path, capsys):
     path = tmp_path / "nb.ipynb"
     _notebook(path, [("code", "x = 41\nprint('first', x)"), ("markdown", "old text"),
                      ("code", "# Takeaways\nprint('old', x)")])
@@ -54,6 +54,8 @@ def test_pause_reruns_edited_cells_in_the_same_kernel(execute_module, tmp_path):
     assert _text(out.cells[2]).strip() == "new 42"
     assert 0 < paused <= seconds
     assert not (tmp_path / "failed" / "nb.ipynb.resume").exists()
+    log = capsys.readouterr().out                   # each code cell is named as it finishes (a hang names its cell)
+    assert "  cell 0 of 3: " in log and "  cell 2 of 3: " in log and "cell 1 of 3" not in log
 
 
 def test_failing_cell_keeps_the_notebook_and_names_the_partial_run(execute_module, tmp_path):
