@@ -267,14 +267,13 @@ SEQUENTIAL_ROWS = ("sasrec-bce", "pad", "llmesr", "llmesr-alpha0", "id-text-conc
 
 
 def _cell(rs: list[dict], keys: tuple[str, ...], tail: str) -> str:
-    """`m ± s / m (t) [n]`: the means over ``rs`` of each metric in ``keys`` (the first with its std over the runs),
-    the tail-item mean of ``tail`` in brackets, and the number of runs."""
+    """`m ± s / m (t) [n]`: ``_stat`` of the first metric in ``keys``, the means over ``rs`` of the others, the
+    tail-item mean of ``tail`` in brackets, and the number of runs."""
     if not rs:
         return "–"
-    mean = [statistics.mean(r["metrics"][k] for r in rs) for k in keys]
-    std = f" ± {statistics.stdev(r['metrics'][keys[0]] for r in rs):.4f}" if len(rs) > 1 else ""
+    rest = "".join(f" / {statistics.mean(r['metrics'][k] for r in rs):.4f}" for k in keys[1:])
     t = statistics.mean(r["metrics"]["by_group"]["tail_items"][tail] for r in rs)
-    return f"{mean[0]:.4f}{std}" + "".join(f" / {m:.4f}" for m in mean[1:]) + f" ({t:.4f}) [{len(rs)}]"
+    return f"{_stat(rs, keys[0])}{rest} ({t:.4f}) [{len(rs)}]"
 
 
 def across_datasets(records: list[dict]) -> str:
@@ -285,9 +284,10 @@ def across_datasets(records: list[dict]) -> str:
     if not datasets:
         return ""
 
+    ranking = [r for r in records if r.get("task") != "ctr" and not r.get("stale")]
+
     def row(lab, split, keys, tail):
-        runs = [[r for r in records if label(r) == lab and r["dataset"] == d and r["split"] == split
-                 and r.get("task") != "ctr" and not r.get("stale")] for d in datasets]
+        runs = [[r for r in ranking if label(r) == lab and r["dataset"] == d and r["split"] == split] for d in datasets]
         return f"| {ROW_NAMES[lab]} (`{lab}`) | " + " | ".join(_cell(rs, keys, tail) for rs in runs) + " |"
 
     head = "| " + " | ".join(datasets) + " |"
