@@ -14,7 +14,8 @@ recorded includes the wait, so run_times.json says so in a note.
 Runs each notebook top to bottom with nbclient (LLMREC_SMOKE unset: the default run), keeps widget state so a
 reader on GitHub sees the widgets' last drawing, writes the executed notebook atomically (a failed run leaves the
 committed one untouched), and records the wall time in notebooks/run_times.json. A notebook over 2 MB fails: lower
-its figure dpi or sizes. CI never calls this; it executes smoke copies with nbmake.
+its figure dpi or sizes. Kernel messages are read in waits of at most 2 s each (kernel_wait.py: a guard against a
+hang seen three times, kernel and client both idle). CI never calls this; it executes smoke copies with nbmake.
 """
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ from nbclient.exceptions import CellExecutionError
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 from llmrec_lite.io import atomic_path, save_json  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+import kernel_wait  # noqa: E402
+
+kernel_wait.install()  # a lost zmq wake-up costs seconds, not the 4 h cell timeout (kernel_wait.py says why)
 
 MAX_BYTES = 2_000_000
 

@@ -72,3 +72,98 @@ def test_failing_cell_keeps_the_notebook_and_names_the_partial_run(execute_modul
 def test_pause_option_needs_its_text(execute_module):
     with pytest.raises(SystemExit, match="--pause-before needs"):
         execute_module.main(["x.ipynb", "--pause-before"])
+
+
+# ---- kernel_wait.py: bounded waits for kernel messages (the idle-kernel hang) -------------------------------------
+
+def _kernel_wait():
+    return load_script("notebooks/kernel_wait.py", "kernel_wait_mod")
+
+
+def test_a_reply_whose_wake_up_was_lost_is_read_at_the_next_short_poll():
+    """The fake socket holds a reply from the start, but a poll longer than 0.1 s never wakes for it (a lost
+    edge-triggered wake-up) and only gives up at its timeout; a short poll sees it."""
+    import asyncio
+    from queue import Empty
+
+    calls = []
+
+    async def get_msg(self, timeout=None):
+        calls.append(timeout)
+        if timeout is None or timeout > 0.1:
+            await asyncio.sleep(30 if timeout is None else timeout)
+            raise Empty
+        return {"msg_type": "execute_reply"}
+
+    wait = _kernel_wait().bounded(get_msg, step=0.05)
+    t = time.perf_counter()
+    assert asyncio.run(wait(None, timeout=3600)) == {"msg_type": "execute_reply"}
+    assert time.perf_counter() - t < 1 and calls == [0.05]
+    calls.clear()
+    assert asyncio.run(wait(None, timeout=None)) == {"msg_type": "execute_reply"}   # no timeout: steps as well
+    assert calls == [0.05]
+
+
+def test_a_bounded_wait_keeps_its_overall_timeout():
+    import asyncio
+    from queue import Empty
+
+    calls = []
+
+    async def never(self, timeout=None):
+        calls.append(timeout)
+        await asyncio.sleep(timeout)
+        raise Empty
+
+    wait = _kernel_wait().bounded(never, step=0.1)
+    t = time.perf_counter()
+    with pytest.raises(Empty):
+        asyncio.run(wait(None, timeout=0.35))
+    assert 0.35 <= time.perf_counter() - t < 1.5
+    assert len(calls) >= 4 and max(calls) <= 0.1 and abs(sum(calls) - 0.35) < 0.05   # 0.1, 0.1, 0.1, 0.05 (+ a 0)
+
+
+def test_install_wraps_the_real_channel_once_and_reads_real_messages(monkeypatch):
+    """After install(), jupyter_client's asyncio channel still returns a message sent over a real zmq socket and
+    raises Empty on a timeout; installing twice does not wrap twice. Loading execute.py, or the notebooks' conftest
+    (what nbmake runs under), installs it."""
+    import asyncio
+    from queue import Empty
+
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.channels import AsyncZMQSocketChannel
+    from jupyter_client.session import Session
+
+    plain = getattr(AsyncZMQSocketChannel.get_msg, "__wrapped__", AsyncZMQSocketChannel.get_msg)
+    monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", plain)      # restored after the test
+    mod = _kernel_wait()
+    mod.install()
+    mod.install()
+    assert hasattr(AsyncZMQSocketChannel.get_msg, "__wrapped__")
+    assert not hasattr(AsyncZMQSocketChannel.get_msg.__wrapped__, "__wrapped__")
+
+    async def round_trip():
+        ctx = zmq.asyncio.Context()
+        a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+        a.bind("inproc://kernel-wait-test")
+        b.connect("inproc://kernel-wait-test")
+        session = Session(key=b"k")
+        channel = AsyncZMQSocketChannel(b, session)
+        try:
+            with pytest.raises(Empty):
+                await channel.get_msg(timeout=0.2)
+            session.send(a, "execute_reply", {"status": "ok"})
+            msg = await channel.get_msg(timeout=5)
+            return msg["msg_type"], msg["content"]
+        finally:
+            a.close(0)
+            b.close(0)
+            ctx.term()
+
+    assert asyncio.run(round_trip()) == ("execute_reply", {"status": "ok"})
+    for script in ("notebooks/execute.py", "notebooks/conftest.py"):
+        monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", plain)
+        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "notebooks"))
+        load_script(script, "loaded_" + Path(script).stem)
+        assert AsyncZMQSocketChannel.get_msg.__wrapped__ is plain, script
