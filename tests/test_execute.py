@@ -2,9 +2,11 @@
 results (the cells before it run once, the edited cells after it run in the same kernel)."""
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 import pytest
@@ -83,9 +85,6 @@ def _kernel_wait():
 def test_a_reply_whose_wake_up_was_lost_is_read_at_the_next_short_poll():
     """The fake socket holds a reply from the start, but a poll longer than 0.1 s never wakes for it (a lost
     edge-triggered wake-up) and only gives up at its timeout; a short poll sees it."""
-    import asyncio
-    from queue import Empty
-
     calls = []
 
     async def get_msg(self, timeout=None):
@@ -105,9 +104,6 @@ def test_a_reply_whose_wake_up_was_lost_is_read_at_the_next_short_poll():
 
 
 def test_a_bounded_wait_keeps_its_overall_timeout():
-    import asyncio
-    from queue import Empty
-
     calls = []
 
     async def never(self, timeout=None):
@@ -127,9 +123,6 @@ def test_install_wraps_the_real_channel_once_and_reads_real_messages(monkeypatch
     """After install(), jupyter_client's asyncio channel still returns a message sent over a real zmq socket and
     raises Empty on a timeout; installing twice does not wrap twice. Loading execute.py, or the notebooks' conftest
     (what nbmake runs under), installs it."""
-    import asyncio
-    from queue import Empty
-
     import zmq
     import zmq.asyncio
     from jupyter_client.channels import AsyncZMQSocketChannel
@@ -162,8 +155,8 @@ def test_install_wraps_the_real_channel_once_and_reads_real_messages(monkeypatch
             ctx.term()
 
     assert asyncio.run(round_trip()) == ("execute_reply", {"status": "ok"})
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "notebooks"))   # conftest imports kernel_wait
     for script in ("notebooks/execute.py", "notebooks/conftest.py"):
         monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", plain)
-        monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "notebooks"))
         load_script(script, "loaded_" + Path(script).stem)
         assert AsyncZMQSocketChannel.get_msg.__wrapped__ is plain, script
