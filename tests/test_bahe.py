@@ -42,10 +42,10 @@ def test_behaviour_table_is_the_lower_layers_mean_pooled(setup):
         for i in (0, 7, 25):
             mask = m.tok_mask[i + 1]
             x = m.lower(m.lower.embed(m.tok_ids[i + 1][mask][None]), torch.ones(1, int(mask.sum()), dtype=torch.long))
-            assert torch.allclose(x[0, 1:].mean(0), m.atoms[i + 1], atol=1e-4)  # the first token skipped
-            plain = BAHE.behaviour_table(view.dataset.item_texts[i:i + 1], "smollm2", pair, None,
-                                         KW["split_layer"], KW["tokens"], pooling="mean")
-            assert np.allclose(x[0].mean(0).numpy(), plain[0], atol=1e-4)  # the paper's plain mean
+            assert torch.allclose(x[0].mean(0), m.atoms[i + 1], atol=1e-4)  # the paper's plain mean (the default)
+            skip = BAHE.behaviour_table(view.dataset.item_texts[i:i + 1], "smollm2", pair, None,
+                                        KW["split_layer"], KW["tokens"], pooling="mean_skip_first")
+            assert np.allclose(x[0, 1:].mean(0).numpy(), skip[0], atol=1e-4)  # the first token skipped
     assert torch.equal(m.atoms[0], torch.zeros_like(m.atoms[0]))  # padding row
     with pytest.raises(ValueError, match="pooling"):
         BAHE(view, lm=pair, pooling="max", **KW)
@@ -317,3 +317,24 @@ def test_sink_prefixes_the_mean_first_token_state(setup):
         assert torch.allclose(m.predict(wide), p, atol=1e-5)
         assert torch.allclose(m.predict({k: v[2:3] for k, v in b.items()}), p[2:3], atol=1e-5)
     assert BAHE(view, lm=pair, encoding="token", sink=True, **KW).sink is None
+
+
+def test_tables_from_one_pass_equal_separate_passes_and_are_cached(setup, tmp_path, monkeypatch):
+    """behaviour_tables: the pooled table and S's first-token states from ONE lower-layer pass, each equal to its own
+    pass and cached as that pass caches it (a second model reads both from disk, running no layer)."""
+    view, pair = setup
+    texts = view.dataset.item_texts
+    monkeypatch.setenv("LLMREC_CACHE_DIR", str(tmp_path))
+    args = (texts, "smollm2", pair, "tiny-bahe", KW["split_layer"], KW["tokens"])
+    both = BAHE.behaviour_tables(*args, ["mean", "first"])
+    for p in ("mean", "first"):
+        alone = BAHE.behaviour_table(texts, "smollm2", pair, None, KW["split_layer"], KW["tokens"], pooling=p)  # uncached
+        assert np.allclose(both[p], alone, atol=1e-5)
+    calls = []
+    hook = pair[1].model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        m = BAHE(view, lm=pair, identity="tiny-bahe", **KW)
+    finally:
+        hook.remove()
+    assert calls == []  # both tables came from the cache
+    assert torch.allclose(m.atoms[1:], torch.from_numpy(both["mean"])) and torch.allclose(m.sink, torch.from_numpy(both["first"]).mean(0))

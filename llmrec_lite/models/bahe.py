@@ -7,15 +7,14 @@ k..k+n_high-1 (pre-trained, trainable at ``lm_lr``), then the LM's final norm. A
 
 (1) Atomic behaviour encoding, offline, once per distinct behaviour (the behaviour table, cached on disk by
     ``text.encode_items``, keyed by the model, k, K, the pooling and the exact texts):
-        E[a] = MeanPool_{tokens t >= 2}( LLM_low(tok(a)) )                        [H]
-    Deviation (named): the mean skips each behaviour's first token (``pooling="mean_skip_first"``; the
-    paper says mean pooling). After layer 3 of SmolLM2 the first token's state is an attention sink: mean
-    norm 757 vs 90 for the other tokens (notebook 05, section 4), so a plain mean is mostly the same sink
-    vector for every behaviour. Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows, 2 epochs, seed
-    2020, notebook 05), both without the sink input S of (2): valid AUC per epoch 0.616 / 0.633 without the
-    first token vs 0.589 / 0.598 with it. With S (2026-12-01 run) validation prefers the paper's plain mean
-    slightly: 0.715 / 0.723 vs 0.664 / 0.721 (test 0.7117 vs 0.6940; token level 0.7099). ``pooling="mean"``
-    gives it; the default switches to it when notebook 05 is next re-run (its rows name the pooling they use).
+        E[a] = MeanPool_t( LLM_low(tok(a)) )                                      [H]
+    the paper's mean pooling (``pooling="mean"``, the default). After layer 3 of SmolLM2 the first token's
+    state is an attention sink (mean norm 757 vs 90 for the other tokens, notebook 05 section 4), so this mean
+    is partly one vector shared by every behaviour; ``pooling="mean_skip_first"`` leaves that token out.
+    Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows, 2 epochs, seed 2020, notebook 05): without the
+    sink input S of (2), skipping it won (valid AUC per epoch 0.616 / 0.633 vs 0.589 / 0.598); with S, which
+    BAHE reads by default, the plain mean wins (0.715 / 0.723 vs 0.664 / 0.721, 2026-12-01; notebook 05
+    re-measures both every run), so the default is the paper's.
 (2) Behaviour aggregation: user u's behaviour sequence s_n = (a_n1 .. a_nM), the table's rows, through the
     upper layers (causal, rotary positions; the state at the last behaviour sees them all):
         Q_u^n = LastState( LLM_high(E[a_n1] .. E[a_nM]) )
@@ -60,7 +59,7 @@ from .base import CTRRecommender, text_features
 ENCODINGS = ("atomic", "token")
 SEQUENCES = ("label", "all")
 ATOMIC = ("lm", "random")
-POOLINGS = ("mean_skip_first", "mean")
+POOLINGS = ("mean", "mean_skip_first")
 
 
 def behaviour_sequences(hist: torch.Tensor, hist_label: torch.Tensor, sequences: str) -> torch.Tensor:
@@ -84,7 +83,7 @@ class BAHE(CTRRecommender):
                  upper_layers: int = 2, tokens: int = 16, sequences: str = "label", atomic: str = "lm",
                  dim: int = 64, hidden: tuple = (200, 80), dropout: float = 0.1, lm_lr: float = 1e-4,
                  lm=None, identity: str | None = None, atomic_seed: int = 0, item_z: np.ndarray | None = None,
-                 pooling: str = "mean_skip_first", sink: bool = True):
+                 pooling: str = "mean", sink: bool = True):
         super().__init__(split)
         for name, value, valid in (("encoding", encoding, ENCODINGS), ("sequences", sequences, SEQUENCES),
                                    ("atomic", atomic, ATOMIC), ("pooling", pooling, POOLINGS)):
@@ -108,8 +107,9 @@ class BAHE(CTRRecommender):
         self.eval_batch_size = 32 if encoding == "token" else 512  # token level: every row runs all the layers
         self.length_buckets = 4 if encoding == "token" else 1  # token level: 2x faster at M = 20; BAHE: no gain
         texts = split.dataset.item_texts
-        table = (self.behaviour_table(texts, encoder, lm, identity, split_layer, tokens, pooling) if given is None
-                 else given)
+        want = ([] if given is not None else [pooling]) + (["first"] if sink and encoding == "atomic" else [])
+        tables = self.behaviour_tables(texts, encoder, lm, identity, split_layer, tokens, want) if want else {}
+        table = tables[pooling] if given is None else given
         if table.shape[1] != pair[1].config.hidden_size:
             raise ValueError(f"item_z has {table.shape[1]} columns; the upper layers read {pair[1].config.hidden_size} "
                              f"(the LM's hidden size at layer {split_layer})")
@@ -119,9 +119,8 @@ class BAHE(CTRRecommender):
         H = table.shape[1]
         self.register_buffer("atoms", torch.cat([torch.zeros(1, H), torch.from_numpy(table)]))  # row 0: padding
         self.register_buffer("sink", None)  # BAHE only: S, the lower layers' mean first-token state (see (2))
-        if sink and encoding == "atomic":
-            first = self.behaviour_table(texts, encoder, lm, identity, split_layer, tokens, "first")
-            self.sink = torch.from_numpy(first.mean(0)).float()
+        if "first" in tables:
+            self.sink = torch.from_numpy(tables["first"].mean(0)).float()
         # every trainable part is built in the same order for both encodings: same seed, same initial weights
         self.upper, _ = slice_copy(pair, split_layer, split_layer + upper_layers, trainable=True, final_norm=True)
         self.w_u = nn.Linear(H, dim)
@@ -142,16 +141,25 @@ class BAHE(CTRRecommender):
 
     @staticmethod
     def behaviour_table(texts, encoder: str, lm, identity: str | None, split_layer: int, tokens: int,
-                        pooling: str = "mean_skip_first") -> np.ndarray:
-        """E [n_items, H]: the mean-pooled output of layers 0..k-1 over each behaviour's first ``tokens`` tokens,
-        its first token skipped unless ``pooling="mean"`` (``encode_items`` at hidden state k, not normalised),
-        cached on disk; a given (tokenizer, model) ``lm`` is cached under ``identity`` (not at all without one)."""
-        from ..text import encode_items
+                        pooling: str = "mean") -> np.ndarray:
+        """E [n_items, H]: the mean-pooled output of layers 0..k-1 over each behaviour's first ``tokens`` tokens
+        (its first token skipped with ``pooling="mean_skip_first"``; ``encode_items`` at hidden state k, not
+        normalised), cached on disk; a given (tokenizer, model) ``lm`` is cached under ``identity`` (not at all
+        without one)."""
+        return BAHE.behaviour_tables(texts, encoder, lm, identity, split_layer, tokens, [pooling])[pooling]
 
-        kw = dict(pooling=pooling, layer=split_layer, normalize=False, max_length=tokens, progress=False)
-        if lm is None:
-            return encode_items(texts, encoder, **kw)
-        return encode_items(texts, lm=lm, identity=identity, cache=identity is not None, **kw)
+    @staticmethod
+    def behaviour_tables(texts, encoder: str, lm, identity: str | None, split_layer: int, tokens: int,
+                         poolings) -> dict:
+        """{pooling: table} for several poolings of the same lower-layer states, from ONE pass over the texts
+        (``text.encode_variants``; each table cached as ``behaviour_table`` caches it). "first" gives each
+        behaviour's first-token state, whose mean is S."""
+        from ..text import encode_variants
+
+        kw = dict(variants=[(p, split_layer) for p in poolings], normalize=False, max_length=tokens, progress=False)
+        got = (encode_variants(texts, encoder, **kw) if lm is None
+               else encode_variants(texts, lm=lm, identity=identity, cache=identity is not None, **kw))
+        return {p: got[(p, split_layer)] for p in poolings}
 
     def param_groups(self, lr: float) -> list[dict]:
         lm = [p for n, p in self.named_parameters() if n.startswith("upper.") and p.requires_grad]
