@@ -11,10 +11,11 @@ k..k+n_high-1 (pre-trained, trainable at ``lm_lr``), then the LM's final norm. A
     the paper's mean pooling (``pooling="mean"``, the default). After layer 3 of SmolLM2 the first token's
     state is an attention sink (mean norm 757 vs 90 for the other tokens, notebook 05 section 4), so this mean
     is partly one vector shared by every behaviour; ``pooling="mean_skip_first"`` leaves that token out.
-    Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows, 2 epochs, seed 2020, notebook 05): without the
-    sink input S of (2), skipping it won (valid AUC per epoch 0.616 / 0.633 vs 0.589 / 0.598); with S, which
-    BAHE reads by default, the plain mean wins (0.715 / 0.723 vs 0.664 / 0.721, 2026-12-01; notebook 05
-    re-measures both every run), so the default is the paper's.
+    Ablation on VALIDATION (ml-100k CTR view, M = 20, 1600 rows, 2 epochs, seed 2020, notebook 05, 2026-12-02),
+    valid AUC per epoch: with the sink input S of (2), which BAHE reads by default, the plain mean wins (0.715 /
+    0.723 vs 0.664 / 0.721 without the first token); without S the order flips (0.589 / 0.598 vs 0.616 / 0.633).
+    Test agrees (plain − skipped: +0.0177 [+0.0042, +0.0308] with S, −0.0385 [−0.0688, −0.0086] without), so
+    the default is the paper's.
 (2) Behaviour aggregation: user u's behaviour sequence s_n = (a_n1 .. a_nM), the table's rows, through the
     upper layers (causal, rotary positions; the state at the last behaviour sees them all):
         Q_u^n = LastState( LLM_high(E[a_n1] .. E[a_nM]) )
@@ -24,7 +25,7 @@ k..k+n_high-1 (pre-trained, trainable at ``lm_lr``), then the LM's final norm. A
         S = mean_a LLM_low(tok(a))[first token]
     before the behaviours: Q_u^n = LastState( LLM_high(S, E[a_n1] .. E[a_nM]) ); one fixed vector, no behaviour's
     content, never the readout. Ablation on VALIDATION (same setting as the pooling's): valid AUC per epoch
-    0.664 / 0.721 with S vs 0.616 / 0.633 without (token level: 0.690 / 0.713); ``sink=False`` is the paper's.
+    0.715 / 0.723 with S vs 0.589 / 0.598 without (token level: 0.710 / 0.704); ``sink=False`` is the paper's.
 (3) Feature parallelism: the N sequences of a user (``sequences="label"``: the items rated >= the threshold and
     the others, N = 2; "all": one sequence) are separate rows of one batch, never attending to each other;
     an empty sequence gives Q = 0.
