@@ -7,8 +7,9 @@ behaviour encoding, across history lengths, next to what the layer shapes predic
 For each dataset and history length M: a CTR view with M behaviours per row, a fixed batch of rows whose
 history is full (M behaviours), the two encodings built with the same seed (same weights), then the median
 time of ``--reps`` training steps (loss, backward, optimiser step) after one warm-up, the peak tensor memory of
-one step (``llmrec_lite.profiling``), and inference milliseconds per example. Prints a markdown table;
-``benchmarks/bahe_cost.json`` keeps the rows with the thread count and the machine. Run it alone: another
+one step (``llmrec_lite.profiling``), and inference milliseconds per example. Prints a markdown table; the
+evidence store's ``bahe_cost`` table (benchmarks/evidence.jsonl) keeps the rows with the settings, the thread count
+and the machine (a row of the same dataset and M is replaced). Run it alone: another
 torch process on the same cores distorts the times many-fold.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +37,6 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=400, help="users sampled per dataset (cost depends on M, not on users)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=HERE / "bahe_cost.json")
     args = ap.parse_args()
 
     import torch
@@ -43,7 +44,7 @@ def main() -> None:
     from llmrec_lite.config import resolve_device, set_threads
     from llmrec_lite.data import ctr_view, load_dataset
     from llmrec_lite.explore.bahe import measure_encodings
-    from llmrec_lite.io import save_json
+    from llmrec_lite import evidence
 
     if args.threads:
         set_threads(args.threads)
@@ -67,10 +68,12 @@ def main() -> None:
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
-    out = {"rows": rows, "settings": vars(args) | {"out": str(args.out)}, "threads": torch.get_num_threads(),
-           "device": str(device), "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
-    save_json(out, args.out)
-    print(f"wrote {args.out}")
+    env = {"threads": torch.get_num_threads(), "device": str(device), "machine": platform.processor() or platform.machine(),
+           "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    command = "python benchmarks/bahe_cost.py " + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                                                           for k, v in vars(args).items() if v is not None)
+    evidence.write([evidence.table_row("bahe_cost", [r["dataset"], r["history"]], r, command, vars(args), env) for r in rows])
+    print(f"wrote {evidence.path()}")
 
 
 if __name__ == "__main__":

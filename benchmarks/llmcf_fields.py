@@ -53,7 +53,7 @@ def main() -> None:
     runs, rows = {}, {}
     for label, (name, kw) in configs.items():
         t = time.perf_counter()
-        _, res, rec = train_and_test(name, view, seed=args.seed, progress=False, **train, **kw)
+        _, res, rec = train_and_test(name, view, seed=args.seed, progress=False, retrain=True, **train, **kw)
         runs[label] = res
         rows[label] = {"valid AUC": rec["best_valid"], "test AUC": rec["metrics"]["auc"], "epochs": rec["epochs"],
                        "seconds": round(time.perf_counter() - t, 1)}

@@ -5,7 +5,7 @@
 
 For each number of layers it times, on 1k tokens (batch x length), a forward pass under no_grad and a forward +
 backward pass with the layers trainable (what fine-tuning the upper layers costs), over ``--reps`` repetitions
-after one warm-up, and prints a markdown table; ``benchmarks/lm_cost.json`` keeps the numbers with the thread
+after one warm-up, and prints a markdown table; the evidence store's ``lm_cost`` table keeps the numbers with the thread
 count and the machine. Run it alone: another torch process on the same cores distorts the times many-fold.
 """
 from __future__ import annotations
@@ -31,7 +31,6 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=HERE / "lm_cost.json")
     args = ap.parse_args()
 
     import torch
@@ -89,10 +88,13 @@ def main() -> None:
     print("|---|---|---|")
     for r in rows:
         print(f"| {r['layers']} | {r['forward_s_per_1k_tokens']:.3f} | {r['forward_backward_s_per_1k_tokens']:.3f} |")
-    from llmrec_lite.io import save_json
+    from llmrec_lite import evidence
 
-    save_json({"environment": env, "rows": rows}, args.out)
-    print(f"\nwrote {args.out}")
+    keep = ("model", "hidden", "total_layers", "batch", "length", "reps")
+    evidence.write([evidence.table_row("lm_cost", r["layers"], r, "python benchmarks/lm_cost.py " + " ".join(
+        f"--{k} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(args).items() if v is not None),
+        {k: env[k] for k in keep}, env) for r in rows])
+    print(f"\nwrote {evidence.path()}")
 
 
 if __name__ == "__main__":

@@ -11,15 +11,14 @@ project's SASRec (BCE, seed 2020; trained first, about 14 min). The model's defa
 preferred (one layer, learning rate 1e-3); notebook 04 trains that combination on the same split, teacher and
 seed and prints its validation NDCG@10 beside these rows. lambda: notebook 04's explorer re-trains at lambda = 1.
 Every run goes through ``experiment.train_and_validate``, which fits exactly what ``train_and_test`` fits and
-never evaluates test. Writes benchmarks/molar_sweep.json ({"environment", "base",
-"rows": [{setting, overrides, best_valid, best_epoch, epochs, seconds_per_epoch, train_seconds}]}); a row already
-saved for the same setting and overrides is kept, not trained again. Time it alone: a second torch process on
+never evaluates test. Writes the evidence store's ``molar_sweep`` table (benchmarks/evidence.jsonl; each row {setting,
+overrides, best_valid, best_epoch, epochs, seconds_per_epoch, train_seconds} with the base settings, the teacher and
+the environment); a row already stored for the same setting and overrides is kept, not trained again. Time it alone: a second torch process on
 2 cores slows both 10-40x.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -30,7 +29,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from llmrec_lite.io import save_json  # noqa: E402
+from llmrec_lite import evidence  # noqa: E402
 
 SEED = 2020
 MIRM = dict(layer=15, max_length=64)
@@ -70,10 +69,12 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", default=None, metavar="SETTING", help=f"some of: {', '.join(SETTINGS)}")
-    ap.add_argument("--out", type=Path, default=HERE / "molar_sweep.json")
     ap.add_argument("--table", action="store_true", help="print the saved table and stop")
     args = ap.parse_args()
-    saved = json.loads(args.out.read_text()) if args.out.is_file() else {"rows": []}
+    try:
+        saved = {"rows": [r["row"] for r in evidence.rows("molar_sweep")]}
+    except KeyError:  # no row yet
+        saved = {"rows": []}
     if args.table:
         print(table(saved["rows"]))
         return
@@ -96,9 +97,9 @@ def main() -> None:
     teacher = {"model": "sasrec-bce", "best_valid": rec["best_valid"], "best_epoch": rec["best_epoch"]}
     print(f"teacher SASRec-BCE: valid NDCG@10 {rec['best_valid']:.4f}, best epoch {rec['best_epoch']}, "
           f"{time.perf_counter() - t:.0f} s", flush=True)
-    saved |= {"base": BASE | TRAIN | {"seed": SEED, "mirm": MIRM | {"n_finetune": N_FINETUNE}}, "teacher": teacher,
-              "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                              "machine": platform.machine(), "date": time.strftime("%Y-%m-%d")}}
+    base = {"base": BASE | TRAIN | {"seed": SEED, "mirm": MIRM | {"n_finetune": N_FINETUNE}}, "teacher": teacher}
+    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+           "date": time.strftime("%Y-%m-%d")}
     for lab in todo:
         kw = settings(lab)
         t = time.perf_counter()
@@ -110,9 +111,11 @@ def main() -> None:
         print(f"{lab:26s} valid NDCG@10 {row['best_valid']:.4f}  best epoch {row['best_epoch']:3d}  "
               f"{row['seconds_per_epoch']:.1f} s/epoch  {time.perf_counter() - t:.0f} s", flush=True)
         saved["rows"] = [r for r in saved["rows"] if r["setting"] != lab] + [row]
-        save_json(saved, args.out)  # a cut-off sweep keeps every finished row
-    print(table(saved["rows"]))
-    print(f"wrote {args.out}")
+        evidence.write([evidence.table_row("molar_sweep", lab, row, f"python benchmarks/molar_sweep.py --only '{lab}'",
+                                           base, env | {"threads": row["threads"], "cpu_seconds": rec["environment"].get("cpu_seconds"),
+                                                        "contended": rec["environment"].get("contended")})])
+    print(table(saved["rows"]))  # each finished row is stored as it ends: a cut-off sweep keeps them
+    print(f"wrote {evidence.path()}")
 
 
 if __name__ == "__main__":

@@ -11,32 +11,37 @@ ml-100k, all ratings implicit, per-user random 80/10/10, full ranking, train (+v
 MF-BPR and LightGCN against RecBole 1.2.1's numbers measured on its equivalent setting (seed 2020).
 A single random split moves Recall@20 by a few percent, so we report the mean and spread over
 several split seeds next to the seed-2020 run. SASRec: leave-one-out by time, full ranking.
-Writes benchmarks/results.json and benchmarks/RESULTS.md, and prints the markdown table.
+Writes each run into the evidence store (benchmarks/evidence.jsonl, one record per label, dataset, split and seed,
+replacing the same run and keeping every other), then benchmarks/RESULTS.md and the README's cross-dataset block,
+and prints the markdown table. `--render` only re-renders them from the store.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from llmrec_lite import evidence  # noqa: E402
 from llmrec_lite.experiment import run  # noqa: E402
-from llmrec_lite.io import replace_block, save_json  # noqa: E402
-from llmrec_lite.leaderboard import CONTRASTS, contrasts, load_records  # noqa: E402
+from llmrec_lite.io import replace_block  # noqa: E402
+from llmrec_lite.leaderboard import CONTRASTS, contrasts  # noqa: E402
 from llmrec_lite.models import MODELS  # noqa: E402
 
-RECBOLE = {  # RecBole 1.2.1, ml-100k, RS 8:1:1, full ranking, seed 2020 (measured on this project's machines)
-    "mf": {"recall@20": 0.3714, "ndcg@20": 0.3169},
-    "lightgcn": {"recall@20": 0.3792, "ndcg@20": 0.3228},
-}
+
+def _recbole() -> dict:
+    """RecBole 1.2.1's numbers on ml-100k (the store's ``reference`` table): {model: {metric: value}}."""
+    try:
+        return {r["key"]: {k: v for k, v in r["row"].items() if "@" in k} for r in evidence.rows("reference")}
+    except (FileNotFoundError, KeyError):
+        return {}
+
+
+RECBOLE = _recbole()  # RecBole 1.2.1, ml-100k, RS 8:1:1, full ranking, seed 2020 (measured on this project's machines)
 RECBOLE_SASREC_SECONDS_PER_EPOCH = 181.0  # one sample per prefix; measured here on ml-100k
 
 
@@ -44,24 +49,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="seed 2020 only, ml-100k only")
     ap.add_argument("--seeds", type=int, nargs="+", default=[2020, 1, 2])
-    ap.add_argument("--out", type=Path, default=HERE / "results.json")
-    ap.add_argument("--from-json", type=Path, default=None, help="re-render RESULTS.md from a results.json")
+    ap.add_argument("--store", type=Path, default=None, help="the evidence store (default benchmarks/evidence.jsonl)")
+    ap.add_argument("--render", action="store_true", help="re-render RESULTS.md and the README block from the store")
     ap.add_argument("--only", nargs="+", default=None, metavar="MODEL",
-                    help="run only these models (and their variants: `llmesr` includes `llmesr-alpha0`) and merge "
-                         "them into the saved results.json")
+                    help="run only these models (and their variants: `llmesr` includes `llmesr-alpha0`); every other "
+                         "stored run is kept")
     ap.add_argument("--exact", action="store_true",
                     help="with --only: run exactly these job labels, not the variants of a model name")
     ap.add_argument("--datasets", nargs="+", default=None, help="only jobs on these datasets")
     ap.add_argument("--all-seeds", action="store_true",
                     help="run every job over all --seeds (default: the seeds only for MF / LightGCN on ml-100k)")
-    ap.add_argument("--reuse-seeds", action="store_true",
-                    help="take a run already in benchmarks/seeds.jsonl (same label, dataset, seed) instead of training again")
     ap.add_argument("--contended", action="store_true",
                     help="these runs share the machine with another job: mark them timing_contended (times not shown as a cost)")
     args = ap.parse_args()
-    if args.from_json:
-        saved = json.loads(args.from_json.read_text())
-        write_markdown(ordered(saved["records"]), saved["environment"], args.from_json)
+    if args.render:
+        write_markdown(ordered(evidence.runs(args.store)), args.store)
         return
     seeds = [2020] if args.quick else args.seeds
     jobs = [("pop", "ml-100k", [2020])] + [(m, "ml-100k", seeds) for m in ("mf", "lightgcn")] + [("sasrec", "ml-100k", [2020])]
@@ -75,25 +77,14 @@ def main() -> None:
             jobs += [(m, dataset, [2020]) for m in ["pop", "mf", "lightgcn", "sasrec"] + paper if not m.endswith("smollm2")]
     if args.all_seeds:  # every job over every seed (mean ± std everywhere; several times the CPU time)
         jobs = [(m, d, seeds) for m, d, _ in jobs]
-    kept = []
     jobs = select(jobs, args.only, args.datasets, exact=args.exact)
-    if args.only or args.datasets:
-        if not jobs:
-            ap.error(f"no benchmark job for --only {args.only} --datasets {args.datasets}")
-        if args.out.is_file():
-            kept = unrun(json.loads(args.out.read_text())["records"], jobs)
-    records = []
-    reusable = seed_runs() if args.reuse_seeds else {}
+    if not jobs:
+        ap.error(f"no benchmark job for --only {args.only} --datasets {args.datasets}")
     for model, dataset, ss in jobs:
         for seed in ss:
             t = time.perf_counter()
             name, overrides = resolve(model)
-            if (model, dataset, seed) in reusable:  # the same run, already made by benchmarks/seeds.py
-                rec = reusable[(model, dataset, seed)]
-                print(f"{model:9s} {dataset:14s} seed {seed:5d}: reused from seeds.jsonl", flush=True)
-            else:
-                rec = run(name, dataset, seed=seed, progress=False, **overrides)
-            rec["label"] = model
+            rec = run(name, dataset, seed=seed, progress=False, retrain=True, **overrides)  # recompute; notebooks then load it
             if args.contended:
                 rec["timing_contended"] = True
             m = rec["metrics"]
@@ -104,21 +95,9 @@ def main() -> None:
                 print(f"{model:9s} {dataset:14s} seed {seed:5d}: R@20 {m['recall@20']:.4f} N@20 {m['ndcg@20']:.4f} "
                       f"HR@10 {m['hr@10']:.4f} N@10 {m['ndcg@10']:.4f} | {rec['epochs']} ep, "
                       f"{rec['seconds_per_epoch']:.2f} s/ep, {time.perf_counter() - t:.0f} s", flush=True)
-            records.append(rec)
-            if kept or args.only or args.datasets:  # a cut-off partial run keeps what it finished
-                partial = json.loads(args.out.read_text()) if args.out.is_file() else {"records": []}
-                done = {(label(r), r["dataset"], r["seed"]) for r in records}
-                partial["records"] = [r for r in partial["records"]
-                                      if (label(r), r["dataset"], r["seed"]) not in done] + records
-                save_json(partial, args.out)
-    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-           "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
-    if args.contended and args.out.is_file():  # the table's timing environment stays the one of the timed runs
-        env = {**env, **json.loads(args.out.read_text()).get("environment", {}), "date": env["date"]}
-    records = ordered(kept + records)
-    save_json({"environment": env, "recbole_reference": RECBOLE, "records": records}, args.out)
-    write_markdown(records, env, args.out)
-    print(f"wrote {args.out}")
+            evidence.write([evidence.as_run(rec, model)], args.store)  # a cut-off run keeps what it finished
+    write_markdown(ordered(evidence.runs(args.store)), args.store)
+    print(f"wrote {evidence.path(args.store)}")
 
 
 NOTES = """
@@ -151,8 +130,8 @@ negatives as the official LLM-ESR / PAD code). Their headline numbers over five 
 differences and whether a gain exceeds the seed spread, are in `SEEDS.md` (`python benchmarks/seeds.py`): at one
 seed the spread between training runs is as large as most claimed gains.
 
-Seed-2020 rows of `sasrec-bce`, `llmesr` and `pad` are the seed-2020 runs of `benchmarks/seeds.py` (`--reuse-seeds`:
-the same run, not trained twice).
+Seed-2020 rows of `sasrec-bce`, `llmesr` and `pad` are the seed-2020 runs of `benchmarks/seeds.py` (one record in
+the store for each run).
 
 Molar (`molar`, `molar-content`, `molar-early`): MIRM item vectors = SmolLM2's mean-pooled layer 15 over each
 item's attribute prompt (64 tokens; the base LM: notebook 04 also fine-tunes it), DUEG = SmolLM2's pre-trained
@@ -198,22 +177,6 @@ def select(jobs: list[tuple], only: list[str] | None, datasets: list[str] | None
     return jobs
 
 
-def unrun(saved: list[dict], jobs: list[tuple]) -> list[dict]:
-    """The saved records these jobs do not re-run: another label, dataset or seed (so `--seeds 1 --all-seeds` adds
-    seed 1 beside a stored seed-2020 run instead of replacing it)."""
-    again = {(j[0], j[1], s) for j in jobs for s in j[2]}
-    return [r for r in saved if (label(r), r["dataset"], r["seed"]) not in again]
-
-
-def seed_runs() -> dict:
-    """{(label, dataset, seed): record} from benchmarks/seeds.jsonl (runs made by benchmarks/seeds.py)."""
-    path = HERE / "seeds.jsonl"
-    if not path.is_file():
-        return {}
-    recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {(r["label"], r["dataset"], r["seed"]): r for r in recs}
-
-
 VARIANTS = {  # benchmark label: (model, overrides) for runs that differ from a model's defaults
     "sasrec-bce": ("sasrec", {"loss_type": "bce"}),
     "llmesr": ("llmesr", {}),
@@ -240,10 +203,9 @@ def label(r: dict) -> str:
     return r.get("label", r["model"])
 
 
-def write_markdown(records: list[dict], env: dict, out: Path | None = None) -> None:
-    """RESULTS.md from ``records``; with ``out`` (the results.json just written) also the README's cross-dataset
-    block, read back with ``benchmarks/seeds.jsonl`` beside it (its extra model seeds of the sequential models)."""
-    across = across_datasets(load_records(out)) if out is not None else ""
+def write_markdown(records: list[dict], store: Path | None = None) -> None:
+    """RESULTS.md and the README's cross-dataset block from the stored ``records``."""
+    across = across_datasets(records)
     if across:
         replace_block(HERE.parent / "README.md", "BENCH", across)
     ctr = [r for r in records if r.get("task") == "ctr"]
@@ -252,9 +214,10 @@ def write_markdown(records: list[dict], env: dict, out: Path | None = None) -> N
                                                                   "per user by time 80/10/10):\n\n" + ctr_table(ctr) if ctr else "")
     print("\n" + md)
     (HERE / "RESULTS.md").write_text(
-        "# Benchmark results\n\nProduced by `python benchmarks/run.py` "
-        f"({env['date']}, torch {env['torch']}; each run's CPU threads are in the `threads` column, and a run "
-        "was timed alone on the machine unless its s/epoch says contended).\n\n" + md + "\n" + notes(records))
+        "# Benchmark results\n\nRendered by `python benchmarks/run.py --render` from the evidence store "
+        "(`benchmarks/evidence.jsonl`; each row's recompute command is stored with it). Each run's CPU threads are in "
+        "the `threads` column, and a run was timed alone on the machine unless its s/epoch says contended.\n\n"
+        + md + "\n" + notes(records))
 
 
 ACROSS = ("ml-100k", "amazon-pantry", "amazon-scientific")

@@ -6,9 +6,9 @@ between training runs?
 
 Leave-one-out splits do not depend on the seed, so every seed trains on the same split and is evaluated on
 the same test users: seed-to-seed differences are pure training noise (initialisation, dropout, negatives,
-batch order). ``run`` appends one JSON line per (label, dataset, seed) to ``benchmarks/seeds.jsonl`` (a
-cut-off run keeps what it finished; a finished triple is skipped when run again). ``report`` writes
-``benchmarks/SEEDS.md`` and ``benchmarks/seeds.json``: per label the mean ± std over seeds of test NDCG@10
+batch order). ``run`` adds one record per (label, dataset, seed) to the evidence store, ``benchmarks/evidence.jsonl``
+(a cut-off run keeps what it finished; a finished triple is skipped when run again). ``report`` writes
+``benchmarks/SEEDS.md`` (``leaderboard.seed_summary`` over the store's leave-one-out runs): per label the mean ± std over seeds of test NDCG@10
 overall and on tail items (and validation NDCG@10, the number choices were made on), and per paper model the
 paired difference to its baseline seed by seed, with a paired t-test across seeds (the gain "exceeds the seed
 spread" when its 95% interval excludes zero).
@@ -16,8 +16,6 @@ spread" when its 95% interval excludes zero).
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,15 +34,14 @@ JOBS = {  # label: (model, overrides)
     "pad": ("pad", {}),
     "id-text-concat": ("id-text-concat", {}),
 }
-BASELINE = {"llmesr": "sasrec-bce", "llmesr-alpha0": "sasrec-bce", "pad": "sasrec-bce", "id-text-concat": "sasrec-bce",
-            "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-xavier-init": "sasrec-bce"}
-LOG = HERE / "seeds.jsonl"
 
 
 def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
     from llmrec_lite.experiment import run
 
-    done = {(r["label"], r["dataset"], r["seed"]) for r in read_log()}
+    from llmrec_lite import evidence
+
+    done = {(evidence.label(r), r["dataset"], r["seed"]) for r in read_log()}
     for lab in labels:
         if lab not in JOBS:
             raise SystemExit(f"unknown label {lab!r}; valid: {sorted(JOBS)}")
@@ -53,10 +50,11 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
             if (lab, dataset, seed) in done:
                 continue
             t = time.perf_counter()
-            rec = run(model, dataset, seed=seed, progress=False, **overrides)
+            rec = run(model, dataset, seed=seed, progress=False, retrain=True, **overrides)
             rec["label"] = lab
-            with open(LOG, "a") as f:  # one line per finished run: a cut-off run keeps the others
-                f.write(json.dumps(rec) + "\n")
+            # one record per finished run: a cut-off run keeps the others
+            evidence.write([evidence.as_run(rec, lab, f"python benchmarks/seeds.py run {lab} --dataset {dataset} "
+                                                     f"--seeds {seed}")])
             m = rec["metrics"]
             print(f"{lab:22s} {dataset:13s} seed {seed:5d}: N@10 {m['ndcg@10']:.4f} tail items "
                   f"{m['by_group']['tail_items']['ndcg@10']:.4f} valid {rec['best_valid']:.4f} | {rec['epochs']} ep, "
@@ -64,55 +62,15 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
 
 
 def read_log() -> list[dict]:
-    if not LOG.is_file():
-        return []
-    return [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
+    """The store's leave-one-out runs of the labels this script knows."""
+    from llmrec_lite import evidence
 
-
-def _value(r: dict, key: str) -> float:
-    if key == "valid":
-        return r["best_valid"] if not r.get("stages") else r["stages"][-1]["best_valid"]
-    return r["metrics"]["ndcg@10"] if key == "all" else r["metrics"]["by_group"][key]["ndcg@10"]
-
-
-def summarise(records: list[dict]) -> dict:
-    """{dataset: {"models": {label: stats}, "gains": {label: paired stats vs its baseline}}}."""
-    import numpy as np
-    from scipy import stats
-
-    out: dict = {}
-    by: dict = {}
-    for r in records:
-        by.setdefault(r["dataset"], {}).setdefault(r["label"], {})[r["seed"]] = r
-    for ds, labels in by.items():
-        models, gains = {}, {}
-        for lab, runs in labels.items():
-            models[lab] = {"seeds": sorted(runs), "train_seconds": statistics.mean(r["train_seconds"] for r in runs.values())}
-            for key in ("all", "tail_items", "tail_users", "valid"):
-                v = [_value(runs[s], key) for s in sorted(runs)]
-                models[lab][key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                                    "values": v}
-        for lab, base in BASELINE.items():
-            if lab not in labels or base not in labels:
-                continue
-            common = sorted(set(labels[lab]) & set(labels[base]))
-            if len(common) < 2:
-                continue
-            gains[lab] = {"baseline": base, "seeds": common}
-            for key in ("all", "tail_items", "valid"):
-                d = np.array([_value(labels[lab][s], key) - _value(labels[base][s], key) for s in common])
-                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-                p = float(stats.ttest_rel([_value(labels[lab][s], key) for s in common],
-                                          [_value(labels[base][s], key) for s in common]).pvalue) if d.std() > 0 else 0.0
-                gains[lab][key] = {"diff": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
-                                   "per_seed": d.tolist(), "p": p, "exceeds_spread": bool(d.mean() - half > 0 or d.mean() + half < 0)}
-        out[ds] = {"models": models, "gains": gains}
-    return out
+    return [r for r in evidence.runs() if evidence.label(r) in JOBS and r["split"] == "loo"]
 
 
 def markdown(summary: dict) -> str:
     lines = ["# Headline comparisons over model seeds", "",
-             "Produced by `python benchmarks/seeds.py report` from `benchmarks/seeds.jsonl`. Leave-one-out split (the same "
+             "Produced by `python benchmarks/seeds.py report` from the evidence store (`benchmarks/evidence.jsonl`). Leave-one-out split (the same "
              "for every seed), full ranking, NDCG@10 on test unless marked; mean ± std over model seeds. Gains are paired "
              "by seed (same seed = same split and test users); the interval is the 95% t-interval of the mean paired "
              "difference over seeds, so a gain inside it is within run-to-run spread.", ""]
@@ -138,10 +96,11 @@ def markdown(summary: dict) -> str:
 
 
 def report() -> dict:
-    from llmrec_lite.io import replace_block, save_json
+    from llmrec_lite.io import replace_block
 
-    summary = summarise(read_log())
-    save_json(summary, HERE / "seeds.json")
+    from llmrec_lite.leaderboard import seed_summary
+
+    summary = seed_summary(read_log())
     md = markdown(summary)
     (HERE / "SEEDS.md").write_text(md + "\n")
     if "ml-100k" in summary:  # the ml-100k tables also live in the README, between its SEEDS markers

@@ -90,6 +90,9 @@ def main(argv=None) -> int:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
                    help="a model or trainer setting, repeatable: --set loss_type=bce --set distill=False --set lr=5e-4")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--retrain", action="store_true",
+                   help="train even when the model store holds this exact run (and overwrite it); "
+                        "LLMREC_MODEL_STORE=off disables the store")
     sub.add_parser("info", help="where data, caches and language models are found")
     q = sub.add_parser("quickstart", help="pop, MF and LightGCN on ml-100k: the README's main job")
     q.add_argument("--out", type=Path, default=Path("results/quickstart.json"))
@@ -107,14 +110,14 @@ def main(argv=None) -> int:
     lb.add_argument("--dataset", default=None, help="only this dataset (default: all with stored runs)")
     lb.add_argument("--task", choices=["ranking", "ctr"], default=None)
     lb.add_argument("--format", choices=["markdown", "json"], default="markdown")
-    lb.add_argument("--results", type=Path, default=None,
-                    help="a benchmark results.json (default: benchmarks/results.json, plus seeds.jsonl beside it)")
+    lb.add_argument("--evidence", type=Path, default=None,
+                    help="the evidence store to read (default: benchmarks/evidence.jsonl)")
     args = p.parse_args(argv)
     try:
         if args.cmd == "leaderboard":
             from .leaderboard import leaderboard, load_records, to_json, to_markdown
 
-            board = leaderboard(load_records(args.results), dataset=args.dataset, task=args.task)
+            board = leaderboard(load_records(args.evidence), dataset=args.dataset, task=args.task)
             print(to_markdown(board) if args.format == "markdown" else to_json(board))
             return 0
         if args.cmd == "encode":
@@ -171,7 +174,7 @@ def main(argv=None) -> int:
         epochs = settings.pop("epochs", args.epochs)
         rec = run(model, args.dataset, epochs=epochs, seed=args.seed, device=args.device,
                   root=args.data_dir, progress=not args.quiet, min_rating=args.min_rating, k_core=args.k_core,
-                  **lm, **settings)
+                  retrain=True if args.retrain else None, **lm, **settings)
         print(format_table([rec]))
         print(f"{rec['epochs']} epochs (best {rec['best_epoch']}), {rec['seconds_per_epoch']:.2f} s/epoch, "
               f"{time.perf_counter() - t:.1f} s in all")

@@ -17,6 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_ENV = "LLMREC_DATA_DIR"
 CACHE_ENV = "LLMREC_CACHE_DIR"
 SMOKE_ENV = "LLMREC_SMOKE"
+FULL_ENV = "LLMREC_FULL"
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -36,6 +37,12 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
 def smoke() -> bool:
     """True when notebooks/tests should shrink epochs and sizes (``LLMREC_SMOKE=1``)."""
     return os.environ.get(SMOKE_ENV, "0").lower() not in ("", "0", "false", "no")
+
+
+def full() -> bool:
+    """True when a notebook should recompute its sweeps, ablations and other seeds itself (``LLMREC_FULL=1``)
+    instead of reading them from the evidence store; its default run trains only the headline comparison."""
+    return os.environ.get(FULL_ENV, "0").lower() not in ("", "0", "false", "no") and not smoke()
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -15,8 +15,9 @@ from .config import resolve_device
 from .data import LOADERS, ctr_view, load_dataset, make_split
 from .metrics import GROUPS, evaluate, evaluate_ctr
 from .models import get_model, resolve_alias
-from .profiling import peak_memory_mb
-from .trainer import fit
+from . import store as model_store
+from .profiling import RunMeter, peak_memory_mb
+from .trainer import TrainResult, fit
 
 CTR_REPORT = ("auc", "logloss")
 
@@ -28,6 +29,22 @@ TRAINER_KEYS = frozenset({"epochs", "lr", "batch_size", "patience", "valid_metri
                           "restore_best"})
 TRAINER_TYPES = {"epochs": 1, "lr": 1.0, "batch_size": 1, "patience": 1, "valid_metric": "", "weight_decay": 1.0,
                  "eval_every": 1, "restore_best": True}
+
+
+TRAINER_RANGES = {"epochs": (1, "at least 1 (e.g. epochs=50)"), "batch_size": (1, "at least 1 (e.g. batch_size=256)"),
+                  "patience": (1, "at least 1 (e.g. patience=10)"), "eval_every": (1, "at least 1 (e.g. eval_every=1)"),
+                  "lr": (0, "above 0 (e.g. lr=1e-3)"), "weight_decay": (0, "0 or more (e.g. weight_decay=1e-5)")}
+
+
+def check_ranges(overrides: dict) -> None:
+    """Trainer settings out of their range (``--epochs -1``, ``lr=0``) are an error that names a valid value."""
+    for key, (low, want) in TRAINER_RANGES.items():
+        value = overrides.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        bad = value <= 0 if key == "lr" else value < low
+        if bad or value != value:  # nan too
+            raise ValueError(f"setting {key}={value!r}: must be {want}")
 
 
 def check_types(name: str, overrides: dict, defaults: dict) -> None:
@@ -99,9 +116,11 @@ def _step_peak_mb(model, batch_size: int, seed: int, device) -> float:
         model.eval()
 
 
-def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_stage, overrides: dict):
+def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_stage, overrides: dict,
+                   store: bool | None = None, retrain: bool | None = None):
     """Check the settings, build ``model`` on ``split`` and fit it stage by stage (early stopping on validation;
-    test is not read). Returns (spec, model kwargs, trainer settings, fitted model, last TrainResult, stages)."""
+    test is not read), or load the same run from the model store (store.py). Returns (spec, model kwargs, trainer
+    settings, fitted model, last TrainResult, stages, how it was made: {"environment", "model_store", ...})."""
     spec = get_model(model)
     cls, protocol, defaults = spec.cls, spec.protocol, spec.defaults
     if split.protocol != protocol:
@@ -114,11 +133,29 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
         raise ValueError(f"unknown setting(s) {unknown} for {model}; valid: {sorted(TRAINER_KEYS | model_keys)}")
     sig_defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     check_types(model, overrides, TRAINER_TYPES | sig_defaults)
+    check_ranges(overrides)
     hp.update({k: v for k, v in overrides.items() if k in TRAINER_KEYS})
     model_kw = {k: v for k, v in overrides.items() if k not in TRAINER_KEYS}
+    store = model_store.enabled() if store is None else store
+    retrain = model_store.retrain_requested() if retrain is None else retrain
+    key = None
+    if store and after_stage is None and cls.trainable:  # after_stage must watch the stages train: no loading
+        try:
+            key, key_hash = model_store.run_key(model, split, seed, resolve_device(device), overrides)
+        except model_store.Unkeyable as e:
+            made = {"model_store": f"not stored: {e}"}
+    elif store:
+        made = {"model_store": "not stored: " + ("nothing to train" if not cls.trainable else "after_stage given")}
+    else:
+        made = {"model_store": "off"}
     torch.manual_seed(seed)
+    if key is not None and not retrain:
+        loaded = _load_stored(cls, split, model_kw, key_hash, model, seed, device)
+        if loaded is not None:
+            return (spec, model_kw, hp) + loaded
     m = cls(split, **model_kw)
     stages = []
+    meter = RunMeter()
     for stage in getattr(m, "stages", (None,)):  # multi-stage models (PAD) are fitted stage by stage
         if stage is not None:
             m.set_stage(stage)
@@ -127,11 +164,48 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
                        "best_valid": res.best_valid, "train_seconds": res.train_seconds})
         if after_stage is not None and stage is not None:
             after_stage(stage, m)
-    return spec, model_kw, hp, m, res, stages
+    made["environment"] = _environment(device) | {k: v for k, v in meter.stop().items() if k != "wall_seconds"}
+    if key is not None:
+        result = {k: v for k, v in vars(res).items() if k != "test_rows"}
+        meta = {"result": result, "stages": stages, "environment": made["environment"],
+                "saved": time.strftime("%Y-%m-%d %H:%M")}
+        made["model_store"] = {"saved": model_store.save(key, key_hash, m, meta).name}
+    return spec, model_kw, hp, m, res, stages, made
+
+
+def _load_stored(cls, split, model_kw: dict, key_hash: str, model: str, seed: int, device):
+    """The stored run of this key as (model, TrainResult, stages, made), or None (absent, unreadable, or weights
+    that no longer fit the model: each said in one line, then the caller trains again)."""
+    hit = model_store.load(key_hash, model)
+    if hit is None:
+        return None
+    state, meta = hit
+    m = cls(split, **model_kw)
+    for stage in getattr(m, "stages", (None,)):  # the same stage switches as training made (PAD's copies, freezing)
+        if stage is not None:
+            m.set_stage(stage)
+    try:
+        m.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        print(f"model store: {model_store.path_of(key_hash, model).name} does not fit {model} "
+              f"({str(e).splitlines()[0][:100]}); training again")
+        return None
+    m.to(resolve_device(device)).eval()
+    res = TrainResult(**meta["result"])
+    print(f"{model} (seed {seed}) loaded from the model store: trained {meta['saved']} in {res.train_seconds:.0f} s; "
+          f"retrain=True (CLI --retrain, LLMREC_RETRAIN=1) trains it again")
+    made = {"environment": meta["environment"],
+            "model_store": {"loaded": model_store.path_of(key_hash, model).name, "saved": meta["saved"]}}
+    return m, res, meta["stages"], made
+
+
+def _environment(device) -> dict:
+    return {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
+            "threads": torch.get_num_threads(), "python": platform.python_version()}
 
 
 def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: dict, m, res, stages,
-                overrides: dict) -> dict:
+                overrides: dict, made: dict) -> dict:
     """The part of a run's record that training alone determines (no test metric)."""
     return {
         "model": model, "task": spec.task, "dataset": split.dataset.name, "split": split.protocol, "seed": seed,
@@ -145,22 +219,25 @@ def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: 
         "overrides": sorted(overrides),
         "language_model": _lm_identity(spec, model_kw),
         "dataset_stats": split.dataset.stats(),
-        "environment": {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(resolve_device(device)),
-                        "threads": torch.get_num_threads(), "python": platform.python_version()},
+        "environment": made["environment"],
+        "model_store": made["model_store"],
+        **({"timing_contended": True} if made["environment"].get("contended") else {}),
     }
 
 
-def train_and_validate(model: str, split, seed: int = 2020, device="auto", progress: bool = True, **overrides):
+def train_and_validate(model: str, split, seed: int = 2020, device="auto", progress: bool = True,
+                       store: bool | None = None, retrain: bool | None = None, **overrides):
     """Build and train ``model`` as ``train_and_test`` does, without reading test: for choosing settings on
     validation (sweeps). Returns (fitted model, TrainResult, record); the record has ``best_valid`` (the trainer's
-    ``valid_metric`` on validation) and no test metric."""
-    spec, model_kw, hp, m, res, stages = _build_and_fit(model, split, seed, device, progress, None, overrides)
-    return m, res, _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages, overrides) | {
+    ``valid_metric`` on validation) and no test metric. ``store`` / ``retrain``: as in ``train_and_test``."""
+    spec, model_kw, hp, m, res, stages, made = _build_and_fit(model, split, seed, device, progress, None, overrides,
+                                                              store, retrain)
+    return m, res, _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages, overrides, made) | {
         "valid_metric": res.valid_metric}
 
 
 def train_and_test(model: str, split, seed: int = 2020, device="auto", progress: bool = True, after_stage=None,
-                   **overrides):
+                   store: bool | None = None, retrain: bool | None = None, **overrides):
     """Build ``model`` on ``split``, train it (early stopping on validation) and test it.
 
     Returns (fitted model, TrainResult, record) where record is the JSON the CLI writes.
@@ -170,8 +247,14 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
     Ranking models report full-ranking metrics; CTR models (task "ctr") AUC and LogLoss; both per group, and
     the TrainResult of a CTR model keeps the test rows' probabilities (``test_rows``, as ``evaluate_ctr(...,
     per_row=True)["per_row"]``) for ``metrics.paired_ctr_difference``.
+
+    The model store (store.py): a run identical to a stored one (same model, split rows, seed, overrides, device,
+    training code) is loaded instead of trained, and says so in one line; its record keeps the stored training
+    time and environment and is tested anew. ``store=False`` (or ``LLMREC_MODEL_STORE=off``) neither loads nor
+    saves; ``retrain=True`` (or ``LLMREC_RETRAIN=1``) trains and overwrites. ``after_stage`` disables loading.
     """
-    spec, model_kw, hp, m, res, stages = _build_and_fit(model, split, seed, device, progress, after_stage, overrides)
+    spec, model_kw, hp, m, res, stages, made = _build_and_fit(model, split, seed, device, progress, after_stage,
+                                                              overrides, store, retrain)
     if spec.task == "ctr":
         t = time.perf_counter()
         test = evaluate_ctr(m, split, "test", device=resolve_device(device), per_row=True)
@@ -190,7 +273,7 @@ def train_and_test(model: str, split, seed: int = 2020, device="auto", progress:
         metrics = {k: test[k] for k in keep} | {
             "by_group": {g: {k: v[k] for k in keep + ("n_users",)} for g, v in test["by_group"].items()}}
         size = {"n_test_users": test["n_users"]}
-    fitted = _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages, overrides)
+    fitted = _fit_record(model, split, seed, device, spec, model_kw, hp, m, res, stages, overrides, made)
     head = ("model", "task", "dataset", "split", "seed")
     record = {k: fitted[k] for k in head} | {"metrics": metrics, **size} | {
         k: v for k, v in fitted.items() if k not in head}
@@ -223,10 +306,12 @@ def refit_stage(model, name: str, split, stage: str, seed: int = 2020, device="a
 
 
 def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: int = 2020, device="auto",
-        root=None, progress: bool = True, min_rating: float | None = None, k_core: int = 0, **overrides) -> dict:
+        root=None, progress: bool = True, min_rating: float | None = None, k_core: int = 0,
+        store: bool | None = None, retrain: bool | None = None, **overrides) -> dict:
     """Load ``dataset`` (optionally keeping ratings >= min_rating, then a k-core), split it the way
     ``model`` needs, train and test; return the JSON record. CTR models also take ``history`` (behaviours per
-    row of the CTR view, default 20) and ``train_examples`` (a seeded subset of the train rows)."""
+    row of the CTR view, default 20) and ``train_examples`` (a seeded subset of the train rows). ``store`` /
+    ``retrain``: the model store, as in ``train_and_test``."""
     model = resolve_alias(model, overrides)
     protocol = get_model(model).protocol
     resolve_device(device)  # a bad --device fails before any data or LM is loaded
@@ -234,6 +319,7 @@ def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: i
         raise ValueError(f"unknown dataset {dataset!r}; valid: {DATASETS}")
     if epochs is not None:
         overrides["epochs"] = epochs
+    check_ranges(overrides)  # before any data or LM is loaded
     ctr = {k: overrides.pop(k) for k in ("history", "train_examples") if k in overrides}
     if ctr and protocol != "ctr":
         raise ValueError(f"{sorted(ctr)}: settings of the CTR view (history length, train rows), for CTR models only")
@@ -245,7 +331,8 @@ def run(model: str, dataset: str = "ml-100k", epochs: int | None = None, seed: i
             split = split.subsample(train=ctr["train_examples"], seed=seed)
     else:
         split = make_split(ds, protocol, seed=seed)
-    return train_and_test(model, split, seed=seed, device=device, progress=progress, **overrides)[2]
+    return train_and_test(model, split, seed=seed, device=device, progress=progress, store=store, retrain=retrain,
+                          **overrides)[2]
 
 
 def format_table(records: list[dict], groups: bool = True) -> str:

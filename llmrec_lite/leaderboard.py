@@ -5,9 +5,9 @@ stored results, never re-trained.
     python -m llmrec_lite leaderboard                          # every dataset, markdown
     python -m llmrec_lite leaderboard --dataset ml-100k --format json
 
-Runs come from ``benchmarks/results.json`` (``benchmarks/run.py``) and ``benchmarks/seeds.jsonl``
-(``benchmarks/seeds.py``, more model seeds of the sequential models); the same (label, dataset, split, seed) in
-both is one run. One row per (label, dataset, split): mean and standard deviation over the seeds it has.
+Runs come from the evidence store (``benchmarks/evidence.jsonl``: ``benchmarks/run.py`` and ``benchmarks/seeds.py``
+write it, one record per (label, dataset, split, seed)). One row per (label, dataset, split): mean and standard
+deviation over the seeds it has.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import statistics
 from pathlib import Path
 
 import pandas as pd
+
+from . import evidence
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -67,28 +69,13 @@ CTR_COLUMNS = {"auc": ("auc", None), "logloss": ("logloss", None), "tail-item AU
                "tail-user AUC": ("auc", "tail_users")}
 
 
-def label(r: dict) -> str:
-    return r.get("label", r["model"])
+label = evidence.label
 
 
-def load_records(results: Path | str | None = None, seeds: Path | str | None = None) -> list[dict]:
-    """Every stored benchmark run: ``results`` (default ``benchmarks/results.json``) plus ``seeds`` (default
-    ``benchmarks/seeds.jsonl`` beside it, if present), one record per (label, dataset, split, seed)."""
-    results = Path(results) if results is not None else BENCHMARKS / "results.json"
-    if not results.is_file():
-        raise FileNotFoundError(f"no benchmark results at {results}: run `python benchmarks/run.py` "
-                                f"(or pass --results PATH)")
-    try:
-        records = json.loads(results.read_text())["records"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{results} is not a benchmark results file ({e}); re-run `python benchmarks/run.py`") from None
-    seeds = Path(seeds) if seeds is not None else results.parent / "seeds.jsonl"
-    if seeds.is_file():
-        records = records + [json.loads(line) for line in seeds.read_text().splitlines() if line.strip()]
-    out = {}
-    for r in records:  # results.json first: its seed-2020 rows of the seeds.py labels are those same runs
-        out.setdefault((label(r), r["dataset"], r["split"], r["seed"]), r)
-    return list(out.values())
+def load_records(store: Path | str | None = None) -> list[dict]:
+    """Every benchmark run of the evidence store (``benchmarks/evidence.jsonl``, ``evidence.py``), one record per
+    (label, dataset, split, seed); the variants a notebook's full run stores (``notebook`` set) are left out."""
+    return [r for r in evidence.runs(store) if not r.get("notebook")]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -238,3 +225,54 @@ def contrasts(records: list[dict], datasets: list[str] | None = None) -> pd.Data
                          "tail-item gain": tail["gain"]})
     return pd.DataFrame(rows, columns=["comparison", "model", "baseline", "metric", "dataset", "n", "gain", "low",
                                        "high", "tail-item gain"])
+
+
+# paper model (benchmark label) -> the baseline its seeds are paired with (benchmarks/seeds.py)
+SEED_BASELINE = {"llmesr": "sasrec-bce", "llmesr-alpha0": "sasrec-bce", "pad": "sasrec-bce", "id-text-concat": "sasrec-bce",
+                 "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-xavier-init": "sasrec-bce"}
+
+
+def _value(r: dict, key: str) -> float:
+    if key == "valid":
+        return r["best_valid"] if not r.get("stages") else r["stages"][-1]["best_valid"]
+    return r["metrics"]["ndcg@10"] if key == "all" else r["metrics"]["by_group"][key]["ndcg@10"]
+
+
+def seed_summary(records: list[dict]) -> dict:
+    """Leave-one-out runs over model seeds: {dataset: {"models": {label: stats}, "gains": {label: paired stats vs
+    its baseline (SEED_BASELINE)}}}. Per label the mean, std and values over seeds of test NDCG@10 overall and on
+    tail items / users and of validation NDCG@10; per paper model the paired difference seed by seed with its 95%
+    t-interval and a paired t-test (``exceeds_spread``: the interval excludes 0)."""
+    import numpy as np
+    from scipy import stats
+
+    out: dict = {}
+    by: dict = {}
+    for r in records:
+        if r.get("split", "loo") != "loo" or r.get("task") == "ctr":
+            continue
+        by.setdefault(r["dataset"], {}).setdefault(label(r), {})[r["seed"]] = r
+    for ds, labels in by.items():
+        models, gains = {}, {}
+        for lab, runs in labels.items():
+            models[lab] = {"seeds": sorted(runs), "train_seconds": statistics.mean(r["train_seconds"] for r in runs.values())}
+            for key in ("all", "tail_items", "tail_users", "valid"):
+                v = [_value(runs[s], key) for s in sorted(runs)]
+                models[lab][key] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                                    "values": v}
+        for lab, base in SEED_BASELINE.items():
+            if lab not in labels or base not in labels:
+                continue
+            common = sorted(set(labels[lab]) & set(labels[base]))
+            if len(common) < 2:
+                continue
+            gains[lab] = {"baseline": base, "seeds": common}
+            for key in ("all", "tail_items", "valid"):
+                d = np.array([_value(labels[lab][s], key) - _value(labels[base][s], key) for s in common])
+                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                p = float(stats.ttest_rel([_value(labels[lab][s], key) for s in common],
+                                          [_value(labels[base][s], key) for s in common]).pvalue) if d.std() > 0 else 0.0
+                gains[lab][key] = {"diff": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
+                                   "per_seed": d.tolist(), "p": p, "exceeds_spread": bool(d.mean() - half > 0 or d.mean() + half < 0)}
+        out[ds] = {"models": models, "gains": gains}
+    return out

@@ -77,3 +77,55 @@ def measure(fn, device="cpu", reps: int = 3, warmup: int = 1) -> tuple[float, fl
         times.append(time.perf_counter() - t)
     times.sort()
     return times[len(times) // 2], peak_memory_mb(fn, device)
+
+
+class RunMeter:
+    """Wall and CPU time of a run, and how much CPU everything else on the machine used meanwhile.
+
+        meter = RunMeter(pids=[kernel_pid])    # default: this process
+        ... the run ...
+        stats = meter.stop()   # {"wall_seconds", "cpu_seconds", "threads", "other_cpu_cores", "load_average", "contended"}
+
+    ``other_cpu_cores`` is the machine's busy CPU time minus the run's own, divided by the wall time: the cores
+    other jobs held on average. Two torch jobs on 2 cores slow each other 10-40x, so a run is ``contended`` when
+    others held more than ``CONTENDED_CORES`` of a core, or when its wall time is over ``SLOW_FACTOR`` x its CPU
+    time divided by its threads while others were busy at all; a contended time is never quoted as a cost.
+    """
+
+    CONTENDED_CORES = 0.25
+    SLOW_FACTOR = 3.0
+
+    def __init__(self, pids: list[int] | None = None, threads: int | None = None):
+        import psutil
+
+        self._psutil = psutil
+        self.pids = list(pids) if pids else [os.getpid()]
+        self.threads = threads or torch.get_num_threads()
+        self._own0 = self._own()
+        self._busy0 = self._busy()
+        self._t0 = time.perf_counter()
+
+    def _own(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            try:
+                c = self._psutil.Process(pid).cpu_times()
+            except self._psutil.Error:  # the process ended: its last reading stays in _last
+                total += self._last.get(pid, 0.0) if hasattr(self, "_last") else 0.0
+                continue
+            self._last = getattr(self, "_last", {}) | {pid: c.user + c.system + c.children_user + c.children_system}
+            total += self._last[pid]
+        return total
+
+    def _busy(self) -> float:
+        c = self._psutil.cpu_times()
+        return sum(c) - c.idle - getattr(c, "iowait", 0.0) - getattr(c, "guest", 0.0) - getattr(c, "guest_nice", 0.0)
+
+    def stop(self) -> dict:
+        wall = time.perf_counter() - self._t0
+        own = self._own() - self._own0
+        others = max(self._busy() - self._busy0 - own, 0.0) / max(wall, 1e-9)
+        slow = wall > self.SLOW_FACTOR * own / max(self.threads, 1) and others > 0.05
+        return {"wall_seconds": round(wall, 2), "cpu_seconds": round(own, 2), "threads": self.threads,
+                "other_cpu_cores": round(others, 3), "load_average": round(os.getloadavg()[0], 2),
+                "contended": bool(others > self.CONTENDED_CORES or slow)}

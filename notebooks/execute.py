@@ -1,8 +1,16 @@
-"""Execute notebooks in full mode and store their outputs in place (what `make notebooks` runs).
+"""Execute notebooks and store their outputs in place (what `make notebooks` runs).
 
-    python notebooks/execute.py                      # every notebook, in order
+    python notebooks/execute.py                      # every notebook, in order, default run
     python notebooks/execute.py 02_llm_esr.ipynb     # some of them
+    python notebooks/execute.py --mode full 03_pad.ipynb      # LLMREC_FULL=1: recompute everything in the notebook
+    python notebooks/execute.py --out /tmp/nb --record notebooks/run_times_before.json   # time them, keep the files
     python notebooks/execute.py 06_llm_cf.ipynb --pause-before "# Takeaways"   # last cells written after the results
+    python notebooks/execute.py --report              # the run-time table of docs/performance.md from run_times.json
+
+Each run records in run_times.json (or --record FILE): wall and CPU seconds, threads, the cores other jobs used
+meanwhile and the load average (profiling.RunMeter; a run beside other jobs is marked ``contended`` and its time is
+never quoted as a cost), the mode, the date and the slowest cells (nbclient also keeps every cell's start and end in
+its metadata).
 
 `--pause-before TEXT` stops before the first code cell whose source starts with TEXT, writes the partial run to
 notebooks/failed/<name> (read its outputs), and waits for notebooks/failed/<name>.resume to appear; it then re-reads
@@ -11,7 +19,7 @@ before must stay in place) and runs them in the same kernel. It is for
 takeaway and claims cells written after the numbers are known, without re-running hours of training; the run time
 recorded includes the wait, so run_times.json says so in a note.
 
-Runs each notebook top to bottom with nbclient (LLMREC_SMOKE unset: the default run), keeps widget state so a
+Runs each notebook top to bottom with nbclient (LLMREC_SMOKE unset; LLMREC_FULL set in --mode full), keeps widget state so a
 reader on GitHub sees the widgets' last drawing, writes the executed notebook atomically (a failed run leaves the
 committed one untouched), and records the wall time in notebooks/run_times.json. A notebook over 2 MB fails: lower
 its figure dpi or sizes. Kernel messages are read in waits of at most 2 s each (kernel_wait.py: a guard against a
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,7 +40,8 @@ from nbclient.exceptions import CellExecutionError
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from llmrec_lite.io import atomic_path, save_json  # noqa: E402
+from llmrec_lite.io import atomic_path, replace_block, save_json  # noqa: E402
+from llmrec_lite.profiling import RunMeter  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 import kernel_wait  # noqa: E402
@@ -49,12 +59,16 @@ def _save_partial(nb, path: Path) -> Path:
     return partial
 
 
-def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None) -> float:
+def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None, timing: dict) -> float:
     """NotebookClient.execute, cell by cell, with the optional pause described in the module docstring; returns
-    the seconds spent paused."""
+    the seconds spent paused. ``timing`` gets the RunMeter readings of the kernel and this process, and each code
+    cell's seconds."""
     paused = 0.0
     client.reset_execution_trackers()
     with client.setup_kernel():
+        pids = [os.getpid()] + [p.pid for p in [getattr(getattr(client.km, "provisioner", None), "process", None)] if p]
+        meter = RunMeter(pids=pids, threads=_threads())
+        cells = timing.setdefault("cells", [])
         info = client.wait_for_reply(client.kc.kernel_info())
         if info is not None and "language_info" in info["content"]:
             nb.metadata["language_info"] = info["content"]["language_info"]
@@ -78,28 +92,84 @@ def _run_cells(client: NotebookClient, nb, path: Path, pause_before: str | None)
             t = time.perf_counter()
             client.execute_cell(nb.cells[i], i, execution_count=client.code_cells_executed + 1)
             if nb.cells[i].cell_type == "code":  # a hang (kernel and client both idle, seen with nbclient) names its cell
-                print(f"  cell {i} of {len(nb.cells)}: {time.perf_counter() - t:.0f} s", flush=True)
+                dt = time.perf_counter() - t
+                cells.append({"cell": i, "seconds": round(dt, 1), "starts": nb.cells[i].source.strip()[:60]})
+                print(f"  cell {i} of {len(nb.cells)}: {dt:.0f} s", flush=True)
             i += 1
         client.set_widgets_metadata()
+        timing.update(meter.stop())
     return paused
 
 
-def execute(path: Path, pause_before: str | None = None) -> tuple[float, float]:
-    """Run the notebook in full mode and write it in place; returns (wall seconds, seconds paused)."""
+def _threads() -> int:
+    """The threads torch will use in the kernel: OMP_NUM_THREADS if set, else every core."""
+    try:
+        return int(os.environ["OMP_NUM_THREADS"])
+    except (KeyError, ValueError):
+        return os.cpu_count() or 1
+
+
+MODES = ("default", "full", "smoke")
+
+
+PROGRESS = re.compile(r"\d+%\|")
+WIDGET_REPR = re.compile(r"\s*(VBox|HBox|interactive|Output|Tab|Accordion|IntProgress|FloatProgress)\(")
+
+
+def clean_outputs(nb) -> int:
+    """What a reader on GitHub should not see in the saved notebook: frozen progress bars (tqdm's text and its widget),
+    stderr (progress text, library warnings) and widgets' text reprs (a widget keeps its view for Jupyter and, where
+    the notebook draws it, a static figure beside it). Returns how many outputs were dropped or trimmed."""
+    changed = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        keep = []
+        for o in cell.get("outputs", []):
+            text = o.get("text", "") if o.get("output_type") == "stream" else o.get("data", {}).get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else text
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                changed += 1
+                continue
+            if PROGRESS.search(text):  # a progress bar's frozen text (a stream or tqdm's widget)
+                changed += 1
+                continue
+            data = o.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data and WIDGET_REPR.match(text):
+                data.pop("text/plain")
+                changed += 1
+            keep.append(o)
+        cell.outputs = keep
+    return changed
+
+
+def execute(path: Path, pause_before: str | None = None, mode: str = "default", out: Path | None = None,
+            timing: dict | None = None) -> tuple[float, float]:
+    """Run the notebook (``mode``: default, full = LLMREC_FULL=1, smoke = LLMREC_SMOKE=1) and write it in place, or
+    to the folder ``out``; returns (wall seconds, seconds paused). ``timing`` (a dict) receives the run's meter
+    readings and per-cell seconds."""
+    if mode not in MODES:
+        raise SystemExit(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     nb = nbformat.read(path, as_version=4)
     os.environ.pop("LLMREC_SMOKE", None)
+    os.environ.pop("LLMREC_FULL", None)
+    if mode != "default":
+        os.environ[f"LLMREC_{mode.upper()}"] = "1"
+    timing = {} if timing is None else timing
     t = time.perf_counter()
     try:
         client = NotebookClient(nb, timeout=4 * 3600, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
                                 store_widget_state=True)
-        paused = _run_cells(client, nb, path, pause_before)
+        paused = _run_cells(client, nb, path, pause_before, timing)
     except CellExecutionError as e:  # keep what ran (every output up to the failing cell) for diagnosis
         failed = _save_partial(nb, path)
         first = str(e).strip().splitlines()[-1][:300]
         raise SystemExit(f"{path.name} failed after {time.perf_counter() - t:.0f} s ({first}); the committed notebook is "
                          f"unchanged, the partial run is in {failed.relative_to(HERE.parent)}") from None
     seconds = time.perf_counter() - t
-    with atomic_path(path) as tmp:
+    clean_outputs(nb)
+    target = path if out is None else Path(out) / path.name
+    with atomic_path(target) as tmp:
         nbformat.write(nb, tmp)
         size = tmp.stat().st_size
         if size > MAX_BYTES:
@@ -107,34 +177,106 @@ def execute(path: Path, pause_before: str | None = None) -> tuple[float, float]:
     return seconds, paused
 
 
+def _option(names: list[str], flag: str, example: str) -> tuple[str | None, list[str]]:
+    """Take ``flag VALUE`` out of the argument list."""
+    if flag not in names:
+        return None, names
+    k = names.index(flag)
+    if k + 1 >= len(names):
+        raise SystemExit(f"{flag} needs a value, e.g. {flag} {example}")
+    return names[k + 1], names[:k] + names[k + 2:]
+
+
+# What each notebook's default run trains live, and what it reads from the evidence store (recomputed by its full run,
+# `python notebooks/execute.py --mode full NB`, or by the benchmark command stored with each run).
+DEFAULT_RUN = {
+    "00_quickstart.ipynb": ("Pop, MF-BPR, LightGCN on ml-100k (checked against their stored seed-2020 runs)",
+                            "RecBole's reference numbers and the benchmark's split seeds"),
+    "01_alpharec.ipynb": ("AlphaRec vs LightGCN, the MiniLM and random linear probes, MF, cold start, UMAP, intention",
+                          "the SmolLM2 probe grid and its intervals, the sampler choice, the mean-cosine table, "
+                          "amazon-pantry rows"),
+    "02_llm_esr.ipynb": ("SASRec vs LLM-ESR with paired intervals, retrieval overlap, 100-negative protocol, latency",
+                         "the five ablations, single-view scores, semantic drift, the SmolLM2 variant, five seeds"),
+    "03_pad.ipynb": ("everything (its default run still trains its sweeps)", "five seeds of PAD vs SASRec"),
+    "04_molar.ipynb": ("everything (its default run still trains its fusion comparison)",
+                       "the validation sweep, the ml-100k rows"),
+    "05_bahe.ipynb": ("everything (its default run still trains its CTR comparison)", "–"),
+    "06_llm_cf.ipynb": ("everything (its default run still trains RecGen and its backbones)", "–"),
+    "07_side_by_side.ipynb": ("the atlas's MF, LightGCN and AlphaRec on ml-100k, UMAP maps",
+                              "the leaderboard, paired contrasts and cost growth (every benchmark run)"),
+}
+TARGETS = {"00_quickstart.ipynb": 180}  # seconds for a default run, alone on 2 cores; every other notebook: 600
+DOCS = HERE.parent / "docs" / "performance.md"
+
+
+def report(times_file: Path | None = None, before_file: Path | None = None) -> str:
+    """The notebooks' run times as a markdown table (run_times.json beside run_times_before.json, the notebooks as
+    they were before default runs read the evidence store), written between the TIMES markers of docs/performance.md."""
+    times = json.loads((times_file or HERE / "run_times.json").read_text())
+    before_path = before_file or HERE / "run_times_before.json"
+    before = json.loads(before_path.read_text()) if before_path.is_file() else {}
+    rows = ["| notebook | before: default run, alone | now: default run | CPU s | target | full run (LLMREC_FULL=1) | "
+            "where the default run's time goes |", "|---|---|---|---|---|---|---|"]
+    fmt = lambda e: "–" if not e else (f"{e['seconds']} s ({e['date']})" + (", contended" if e.get("contended") else ""))
+    for nb in sorted(p.name for p in HERE.glob("[0-9][0-9]_*.ipynb")):
+        now, full = times.get(nb), times.get(f"{nb} (full)")
+        cells = ", ".join(f"cell {c['cell']} {c['seconds']:.0f} s" for c in (now or {}).get("slowest_cells", [])[:3])
+        ok = now and now.get("mode") == "default" and not now.get("contended") and now["seconds"] <= TARGETS.get(nb, 600)
+        rows.append(f"| {nb} | {fmt(before.get(nb))} | {fmt(now if now and now.get('mode') else None)}"
+                    f"{' ✓' if ok else ''} | {(now or {}).get('cpu_seconds', '–')} | ≤ {TARGETS.get(nb, 600)} s | "
+                    f"{fmt(full)} | {cells or '–'} |")
+    table = "\n".join(rows)
+    replace_block(DOCS, "TIMES", table)
+    readme = ["| notebook | default run: trained live | read from the evidence store | default run, alone on 2 cores |",
+              "|---|---|---|---|"]
+    for nb, (live, stored) in DEFAULT_RUN.items():
+        now = times.get(nb) or {}
+        t = f"{now['seconds']} s ({now['date']})" if now.get("mode") == "default" and not now.get("contended") else \
+            "not yet timed alone"
+        readme.append(f"| `{nb}` | {live} | {stored} | {t} |")
+    replace_block(HERE.parent / "README.md", "NOTEBOOKS", "\n".join(readme))
+    return table
+
+
 def main(names: list[str]) -> None:
-    pause_before = None
-    if "--pause-before" in names:
-        k = names.index("--pause-before")
-        if k + 1 >= len(names):
-            raise SystemExit("--pause-before needs the text a cell starts with, e.g. --pause-before '# Claims'")
-        pause_before, names = names[k + 1], names[:k] + names[k + 2:]
+    if names == ["--report"]:
+        print(report())
+        return
+    pause_before, names = _option(names, "--pause-before", "'# Claims'")
+    mode, names = _option(names, "--mode", "full")
+    out, names = _option(names, "--out", "/tmp/executed")
+    record, names = _option(names, "--record", "notebooks/run_times_before.json")
+    mode = mode or "default"
     paths = [HERE / n for n in names] if names else sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
-    times_file = HERE / "run_times.json"
+    times_file = Path(record) if record else HERE / "run_times.json"
     failures = []
     for p in paths:
         if not p.is_file():
             raise SystemExit(f"no notebook {p}")
-        print(f"executing {p.name} (full mode) ...", flush=True)
+        print(f"executing {p.name} ({mode} run) ...", flush=True)
+        timing = {}
         try:
-            s, paused = execute(p, pause_before)
+            s, paused = execute(p, pause_before, mode=mode, out=Path(out) if out else None, timing=timing)
         except SystemExit as e:  # one failing notebook does not stop the others
             print(e, flush=True)
             failures.append(p.name)
             continue
         # read just before writing: another execute.py run beside this one keeps its entries
         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
-        times[p.name] = {"seconds": round(s), "date": time.strftime("%Y-%m-%d"), "threads": os.environ.get("OMP_NUM_THREADS", "all")}
+        key = p.name if mode == "default" else f"{p.name} ({mode})"
+        slowest = sorted(timing.get("cells", []), key=lambda c: -c["seconds"])[:8]
+        times[key] = {"seconds": round(s), "cpu_seconds": round(timing.get("cpu_seconds", 0)), "mode": mode,
+                      "date": time.strftime("%Y-%m-%d"), "threads": timing.get("threads"),
+                      "other_cpu_cores": timing.get("other_cpu_cores"), "load_average": timing.get("load_average"),
+                      "contended": timing.get("contended"), "slowest_cells": slowest}
         if paused:
             times[p.name]["note"] = (f"paused {paused:.0f} s before the cell starting {pause_before!r} while it and the "
                                      "later cells were written; the seconds and the notebook's own printed time include it")
         save_json(times, times_file)
-        print(f"{p.name}: {s:.0f} s, {p.stat().st_size / 1e6:.2f} MB", flush=True)
+        written = Path(out) / p.name if out else p
+        flag = " (CONTENDED: other jobs used the cores; this time is not a cost)" if timing.get("contended") else ""
+        print(f"{p.name}: {s:.0f} s, {timing.get('cpu_seconds', 0):.0f} CPU s, {written.stat().st_size / 1e6:.2f} MB"
+              f"{flag}", flush=True)
     if failures:
         raise SystemExit(f"failed: {', '.join(failures)}")
 

@@ -7,6 +7,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The trained-model store is off in tests (a determinism test that loaded its second run could not fail);
+# tests/test_store.py turns it on in a temporary folder.
+os.environ["LLMREC_MODEL_STORE"] = "off"
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 _shared = ROOT.parent / "shared" / "data"
 if "LLMREC_DATA_DIR" not in os.environ and _shared.is_dir():

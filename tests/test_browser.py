@@ -23,8 +23,8 @@ from conftest import ROOT
 
 CHROMIUM = os.environ.get("LLMREC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 CELLS = [
-    "%matplotlib inline\nimport json\nfrom llmrec_lite.explore import gain_widget",
-    f"saved = json.load(open({str(ROOT / 'benchmarks' / 'results.json')!r}))['records']\n"
+    "%matplotlib inline\nfrom llmrec_lite import evidence\nfrom llmrec_lite.explore import gain_widget",
+    f"saved = evidence.runs({str(ROOT / 'benchmarks' / 'evidence.jsonl')!r})\n"
     "records = {r['model']: r for r in saved if r['dataset'] == 'ml-100k' and r['split'] == 'loo'}\n"
     "sorted(records)",
     "gain_widget(records, 'sasrec')",

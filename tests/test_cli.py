@@ -121,9 +121,16 @@ def _one_line_error(capsys, args) -> str:
     (["run", "pop", "--dataset", "ml-100k", "--k-core", "900"], "the 900-core of ml-100k is empty"),
     (["run", "sasrec", "--dataset", "synthetic", "--no-center"], "apply to the models that read item text"),
     (["run", "pad", "--dataset", "synthetic", "--no-center"], "--no-center applies to the alpharec models"),
+    (["run", "mf", "--dataset", "synthetic", "--epochs", "-1"], "setting epochs=-1: must be at least 1"),
+    (["run", "mf", "--dataset", "synthetic", "--epochs", "0"], "setting epochs=0: must be at least 1"),
+    (["run", "mf", "--dataset", "synthetic", "--set", "lr=0"], "setting lr=0: must be above 0"),
+    (["run", "mf", "--dataset", "synthetic", "--set", "batch_size=-8"], "setting batch_size=-8: must be at least 1"),
+    (["run", "sasrec", "--dataset", "synthetic", "--set", "patience=0"], "setting patience=0: must be at least 1"),
 ])
-def test_user_errors_are_one_clear_line(args, expected, capsys, ml100k):
-    assert expected in _one_line_error(capsys, args)
+def test_user_errors_are_one_clear_line(args, expected, capsys, ml100k, tmp_path):
+    out = tmp_path / "r.json"
+    assert expected in _one_line_error(capsys, args + (["--out", str(out)] if args[0] == "run" else []))
+    assert not out.exists()  # nothing written for a bad input
 
 
 def test_epochs_can_be_given_as_a_setting(tmp_path):

@@ -160,3 +160,47 @@ def test_install_wraps_the_real_channel_once_and_reads_real_messages(monkeypatch
         monkeypatch.setattr(AsyncZMQSocketChannel, "get_msg", plain)
         load_script(script, "loaded_" + Path(script).stem)
         assert AsyncZMQSocketChannel.get_msg.__wrapped__ is plain, script
+
+
+def test_saved_outputs_drop_progress_text_stderr_and_warnings(execute_module, tmp_path):
+    path = tmp_path / "nb.ipynb"
+    _notebook(path, [("code", "import sys, warnings\nprint('kept')\nsys.stderr.write('  0%|          | 0/5\\n')\n"
+                              "warnings.warn('careful')"),
+                     ("code", "print(' 40%|####      | 2/5 [00:01<00:01]')")])
+    execute_module.execute(path)
+    out = nbformat.read(path, as_version=4)
+    assert _text(out.cells[0]).strip() == "kept" and out.cells[1].outputs == []
+    assert all(o.get("name") != "stderr" for c in out.cells for o in c.outputs)
+
+
+def test_run_times_record_cpu_threads_mode_and_the_slowest_cells(execute_module, tmp_path):
+    import json
+
+    _notebook(tmp_path / "01_x.ipynb", [("code", "import time\nt = time.time()\nwhile time.time() - t < 0.5: pass"),
+                                       ("code", "x = 1")])
+    execute_module.main(["01_x.ipynb", "--out", str(tmp_path / "out")])
+    rec = json.loads((tmp_path / "run_times.json").read_text())["01_x.ipynb"]
+    assert rec["mode"] == "default" and rec["threads"] >= 1 and rec["cpu_seconds"] >= 0
+    assert {"other_cpu_cores", "load_average", "contended", "date"} <= set(rec)
+    assert rec["slowest_cells"][0]["cell"] == 0 and rec["slowest_cells"][0]["seconds"] >= 0.5
+    assert (tmp_path / "out" / "01_x.ipynb").is_file()          # --out: executed elsewhere, the source untouched
+    assert nbformat.read(tmp_path / "01_x.ipynb", as_version=4).cells[0].outputs == []
+    with pytest.raises(SystemExit, match="--mode must be one of default, full, smoke"):
+        execute_module.execute(tmp_path / "01_x.ipynb", mode="fast")
+
+
+def test_the_meter_marks_a_run_beside_a_busy_process_contended():
+    import subprocess
+    import sys
+
+    from llmrec_lite.profiling import RunMeter
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        meter = RunMeter(threads=2)
+        time.sleep(1.5)
+        stats = meter.stop()
+    finally:
+        for p in busy:
+            p.kill()
+    assert stats["other_cpu_cores"] > 0.5 and stats["contended"] and stats["cpu_seconds"] < 0.5

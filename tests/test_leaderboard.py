@@ -1,5 +1,5 @@
-"""The leaderboard reads stored benchmark runs: one row per (label, dataset, split), mean ± std over seeds,
-a run stored in both results.json and seeds.jsonl counted once, stale runs marked, clear errors."""
+"""The leaderboard reads the evidence store's runs: one row per (label, dataset, split), mean ± std over seeds,
+a run written twice counted once (the later write replaces it), stale runs marked, clear errors."""
 import json
 import math
 
@@ -25,13 +25,18 @@ def ctr(model, seed, auc):
 
 @pytest.fixture
 def stored(tmp_path):
-    results = [rec("sasrec", 1, 0.10, label="sasrec-bce"), rec("pad", 1, 0.30), rec("pad", 2, 0.10, stale=True),
+    from llmrec_lite import evidence
+
+    results = [rec("sasrec", 1, 0.99, label="sasrec-bce"), rec("pad", 1, 0.30), rec("pad", 2, 0.10, stale=True),
                rec("mf", 1, 0.5, split="random"), ctr("din", 1, 0.70), ctr("llmcf-din", 1, 0.78)]
-    (tmp_path / "results.json").write_text(json.dumps({"records": results}))
-    more = [rec("sasrec", 1, 0.99, label="sasrec-bce"),  # the same run as results.json's: counted once, results wins
+    store = tmp_path / "evidence.jsonl"
+    evidence.write([evidence.as_run(r) for r in results], store)
+    evidence.write([evidence.table_row("bahe_cost", ["ml-100k", 20], {"speed-up": 5.0}, "python benchmarks/bahe_cost.py")],
+                   store)
+    more = [rec("sasrec", 1, 0.10, label="sasrec-bce"),  # the same run again: it replaces the first write
             rec("sasrec", 2, 0.20, label="sasrec-bce")]
-    (tmp_path / "seeds.jsonl").write_text("\n".join(json.dumps(r) for r in more) + "\n")
-    return tmp_path / "results.json"
+    evidence.write([evidence.as_run(r) for r in more], store)
+    return store
 
 
 def test_one_row_per_label_with_mean_and_std_over_seeds(stored):
@@ -40,7 +45,7 @@ def test_one_row_per_label_with_mean_and_std_over_seeds(stored):
     assert row["seeds"] == 2 and row["ndcg@10"] == pytest.approx(0.2) and row["ndcg@10 std"] == pytest.approx(math.sqrt(0.02))
     assert row["tail-item N@10"] == pytest.approx(0.1) and row["train s"] == pytest.approx(15.0) and row["stale"]
     sas = board.set_index("model").loc["sasrec-bce"]
-    assert sas["seeds"] == 2 and sas["ndcg@10"] == pytest.approx(0.15)  # 0.99 (a duplicate of seed 1) not counted
+    assert sas["seeds"] == 2 and sas["ndcg@10"] == pytest.approx(0.15)  # 0.99 (replaced by seed 1's later write) gone
     assert sas["paper"] == "baseline" and board.set_index("model").loc["llmcf-din", "paper"] == "LLM-CF"
     # per dataset: ranking before CTR, each split on its own, best first
     assert board["model"].tolist() == ["mf", "pad", "sasrec-bce", "llmcf-din", "din"]
@@ -63,17 +68,18 @@ def test_filters_and_markdown_and_json(stored):
 
 
 def test_cli_prints_the_table_and_names_bad_files(stored, tmp_path, capsys):
-    assert main(["leaderboard", "--results", str(stored), "--dataset", "ml-100k", "--task", "ranking"]) == 0
+    assert main(["leaderboard", "--evidence", str(stored), "--dataset", "ml-100k", "--task", "ranking"]) == 0
     out = capsys.readouterr().out
     assert "| sasrec-bce | baseline | loo | 2 | 0.1500 ± 0.0707 |" in out and "din" not in out
-    assert main(["leaderboard", "--results", str(stored), "--format", "json"]) == 0
+    assert main(["leaderboard", "--evidence", str(stored), "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 5
-    assert main(["leaderboard", "--results", str(tmp_path / "none.json")]) == 2
-    assert "no benchmark results at" in capsys.readouterr().err
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    assert main(["leaderboard", "--results", str(bad)]) == 2
-    assert "is not a benchmark results file" in capsys.readouterr().err
+    assert main(["leaderboard", "--evidence", str(tmp_path / "none.jsonl")]) == 2
+    assert "no evidence store at" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"table": "runs"}\n{not json\n')
+    assert main(["leaderboard", "--evidence", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl, line 2, is not an evidence record" in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_repository_benchmark_renders():

@@ -2,13 +2,12 @@
 model alone scores at test, MIRM's prompts and fine-tuning examples come from attributes and train data only.
 A tiny random llama stands in for SmolLM2 (same code path)."""
 import copy
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, load_script, tiny_llama
+from conftest import load_script, tiny_llama
 from llmrec_lite.data import leave_one_out
 from llmrec_lite.experiment import train_and_test
 from llmrec_lite.losses import in_batch_info_nce
@@ -221,6 +220,8 @@ def test_molar_sweep_table_differences_from_the_start_row_and_stored_rows_are_cu
     with pytest.raises(SystemExit, match="unknown setting"):
         sweep.settings("bogus")
     # every committed row is the setting the script would train now (else it would be re-run, or be stale)
-    saved = json.loads((ROOT / "benchmarks" / "molar_sweep.json").read_text())
-    assert {r["setting"] for r in saved["rows"]} == set(sweep.SETTINGS)
-    assert all(r["overrides"] == sweep.settings(r["setting"]) for r in saved["rows"])
+    from llmrec_lite import evidence
+
+    saved = [r["row"] for r in evidence.rows("molar_sweep")]
+    assert {r["setting"] for r in saved} == set(sweep.SETTINGS)
+    assert all(r["overrides"] == sweep.settings(r["setting"]) for r in saved)

@@ -1,0 +1,115 @@
+"""The trained-model store (llmrec_lite/store.py): an unchanged run loads, a changed setting retrains, a corrupt file
+is reported in one line and trained again, and a loaded model scores exactly as the trained one did."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llmrec_lite import store
+from llmrec_lite.data import leave_one_out, random_split
+from llmrec_lite.experiment import run, train_and_test
+
+FAST = dict(epochs=3, batch_size=64, lr=1e-2)
+
+
+@pytest.fixture()
+def tmp_store(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "models"))
+    monkeypatch.delenv(store.RETRAIN_ENV, raising=False)
+    return tmp_path / "models"
+
+
+def _files(folder):
+    return sorted(p.name for p in folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def test_unchanged_run_loads_and_scores_the_same(synth, tmp_store, capsys):
+    s = random_split(synth, seed=1)
+    m1, res1, rec1 = train_and_test("mf", s, seed=1, progress=False, **FAST)
+    assert "saved" in rec1["model_store"] and len(_files(tmp_store)) == 1
+    m2, res2, rec2 = train_and_test("mf", s, seed=1, progress=False, **FAST)
+    assert "loaded from the model store" in capsys.readouterr().out
+    assert rec2["model_store"]["loaded"] == rec1["model_store"]["saved"]
+    assert rec2["metrics"] == rec1["metrics"]                       # tested anew on the loaded weights: the same
+    assert rec2["train_seconds"] == rec1["train_seconds"] and res2.history == res1.history
+    assert rec2["environment"] == rec1["environment"]               # where it was trained, not where it was loaded
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("change", [dict(lr=5e-3), dict(dim=32), dict(seed=2)])
+def test_a_changed_setting_trains_again(synth, tmp_store, change):
+    seed = change.pop("seed", 1)
+    s = random_split(synth, seed=1)
+    train_and_test("mf", s, seed=1, progress=False, **FAST)
+    _, _, rec = train_and_test("mf", s, seed=seed, progress=False, **(FAST | change))
+    assert "saved" in rec["model_store"] and len(_files(tmp_store)) == 2
+
+
+def test_other_split_rows_train_again(synth, tmp_store):
+    train_and_test("mf", random_split(synth, seed=1), seed=1, progress=False, **FAST)
+    _, _, rec = train_and_test("mf", random_split(synth, seed=3), seed=1, progress=False, **FAST)
+    assert "saved" in rec["model_store"]
+
+
+def test_array_overrides_are_keyed_by_content(synth, tmp_store):
+    s = leave_one_out(synth)
+    z = np.random.default_rng(0).standard_normal((s.n_items, 8)).astype(np.float32)
+    _, _, a = train_and_test("alpharec-linear", random_split(synth, seed=1), seed=1, progress=False, item_z=z, **FAST)
+    _, _, b = train_and_test("alpharec-linear", random_split(synth, seed=1), seed=1, progress=False, item_z=z.copy(),
+                             **FAST)
+    z[0, 0] += 1.0
+    _, _, c = train_and_test("alpharec-linear", random_split(synth, seed=1), seed=1, progress=False, item_z=z, **FAST)
+    assert "saved" in a["model_store"] and "loaded" in b["model_store"] and "saved" in c["model_store"]
+
+
+def test_corrupt_file_is_said_in_one_line_and_trained_again(synth, tmp_store, capsys):
+    s = random_split(synth, seed=1)
+    _, _, rec = train_and_test("mf", s, seed=1, progress=False, **FAST)
+    path = tmp_store / rec["model_store"]["saved"]
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])   # a cut-off copy
+    capsys.readouterr()
+    _, _, again = train_and_test("mf", s, seed=1, progress=False, **FAST)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "is unreadable" in out and "training again" in out and "Traceback" not in out
+    assert again["model_store"]["saved"] == path.name and again["metrics"] == rec["metrics"]
+    _, _, third = train_and_test("mf", s, seed=1, progress=False, **FAST)   # the rewritten file is whole
+    assert third["model_store"]["loaded"] == path.name
+
+
+def test_retrain_trains_again_and_off_neither_loads_nor_saves(synth, tmp_store, monkeypatch):
+    s = random_split(synth, seed=1)
+    train_and_test("mf", s, seed=1, progress=False, **FAST)
+    _, _, rec = train_and_test("mf", s, seed=1, progress=False, retrain=True, **FAST)
+    assert "saved" in rec["model_store"]
+    monkeypatch.setenv(store.RETRAIN_ENV, "1")
+    _, _, rec = train_and_test("mf", s, seed=1, progress=False, **FAST)
+    assert "saved" in rec["model_store"]
+    monkeypatch.setenv(store.STORE_ENV, "off")
+    monkeypatch.delenv(store.RETRAIN_ENV)
+    _, _, rec = train_and_test("mf", s, seed=1, progress=False, **FAST)
+    assert rec["model_store"] == "off"
+
+
+@pytest.mark.parametrize("name,kw", [("lightgcn", {}), ("sasrec", {}), ("pad", {"encoder": "random"}),
+                                     ("llmesr", {"encoder": "random"})])
+def test_loaded_models_score_exactly_as_trained(synth, tmp_store, name, kw):
+    """Multi-stage PAD too: the stage switches are replayed before the weights are loaded."""
+    a = run(name, "synthetic", seed=1, progress=False, **kw, **FAST)
+    b = run(name, "synthetic", seed=1, progress=False, **kw, **FAST)
+    assert "saved" in a["model_store"] and "loaded" in b["model_store"]
+    assert b["metrics"] == a["metrics"] and b["parameters"] == a["parameters"]
+
+
+def test_a_code_change_changes_the_key(synth, monkeypatch):
+    s = random_split(synth, seed=1)
+    key, h = store.run_key("mf", s, 1, "cpu", {"lr": 1e-3})
+    assert store.run_key("mf", s, 1, "cpu", {"lr": 1e-3})[1] == h
+    monkeypatch.setattr(store, "_CODE_HASH", "edited")
+    assert store.run_key("mf", s, 1, "cpu", {"lr": 1e-3})[1] != h
+
+
+def test_objects_without_a_fingerprint_are_not_stored(synth, tmp_store):
+    with pytest.raises(store.Unkeyable):
+        store.fingerprint(object())
