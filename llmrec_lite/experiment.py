@@ -138,7 +138,7 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
     model_kw = {k: v for k, v in overrides.items() if k not in TRAINER_KEYS}
     store = model_store.enabled() if store is None else store
     retrain = model_store.retrain_requested() if retrain is None else retrain
-    key = None
+    key, made = None, {}
     if store and after_stage is None and cls.trainable:  # after_stage must watch the stages train: no loading
         try:
             key, key_hash = model_store.run_key(model, split, seed, resolve_device(device), overrides)

@@ -161,14 +161,22 @@ def test_only_keeps_a_models_variants_unless_exact():
     assert bench.select(jobs, ["nope"], None) == []
 
 
-def test_a_run_over_new_seeds_keeps_the_stored_seeds():
-    bench = _bench()
-    saved = [{"model": "mf", "dataset": "amazon-scientific", "seed": s} for s in (2020, 1)]
-    saved += [{"model": "sasrec", "label": "sasrec-bce", "dataset": "amazon-scientific", "seed": 2020},
-              {"model": "mf", "dataset": "ml-100k", "seed": 1}]
-    kept = bench.unrun(saved, [("mf", "amazon-scientific", [1, 2]), ("sasrec-bce", "ml-100k", [2020])])
-    assert kept == [saved[0], saved[2], saved[3]]      # only mf's seed 1 on amazon-scientific is re-run
-    assert bench.unrun(saved, []) == saved
+def test_a_run_over_new_seeds_keeps_the_stored_seeds(tmp_path):
+    """benchmarks/run.py writes each finished run into the store: same (label, dataset, split, seed) replaced, the
+    other seeds and datasets kept."""
+    from llmrec_lite import evidence
+
+    store = tmp_path / "e.jsonl"
+    saved = [rec("mf", s, 0.1, dataset="amazon-scientific", split="random") for s in (2020, 1)]
+    saved += [rec("sasrec", 2020, 0.1, dataset="amazon-scientific", label="sasrec-bce"),
+              rec("mf", 1, 0.1, dataset="ml-100k", split="random")]
+    evidence.write([evidence.as_run(r) for r in saved], store)
+    evidence.write([evidence.as_run(rec("mf", s, 0.5, dataset="amazon-scientific", split="random")) for s in (1, 2)],
+                   store)
+    got = {(evidence.label(r), r["dataset"], r["seed"]): r["metrics"]["ndcg@10"] for r in load_records(store)}
+    assert got == {("mf", "amazon-scientific", 2020): 0.1, ("mf", "amazon-scientific", 1): 0.5,
+                   ("mf", "amazon-scientific", 2): 0.5, ("sasrec-bce", "amazon-scientific", 2020): 0.1,
+                   ("mf", "ml-100k", 1): 0.1}
 
 
 def test_the_cross_dataset_block_is_rendered_from_every_stored_seed():

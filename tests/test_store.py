@@ -92,8 +92,8 @@ def test_retrain_trains_again_and_off_neither_loads_nor_saves(synth, tmp_store, 
     assert rec["model_store"] == "off"
 
 
-@pytest.mark.parametrize("name,kw", [("lightgcn", {}), ("sasrec", {}), ("pad", {"encoder": "random"}),
-                                     ("llmesr", {"encoder": "random"})])
+@pytest.mark.parametrize("name,kw", [("lightgcn", {}), ("sasrec", {}), ("pad", {"encoder": "random-32", "dim": 16}),
+                                     ("llmesr", {"encoder": "random", "dim": 16})])
 def test_loaded_models_score_exactly_as_trained(synth, tmp_store, name, kw):
     """Multi-stage PAD too: the stage switches are replayed before the weights are loaded."""
     a = run(name, "synthetic", seed=1, progress=False, **kw, **FAST)
