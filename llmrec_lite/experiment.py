@@ -154,6 +154,7 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
         if loaded is not None:
             return (spec, model_kw, hp) + loaded
     m = cls(split, **model_kw)
+    initial = model_store.tensor_hashes(m) if key is not None else None  # what training leaves as built is not saved
     stages = []
     meter = RunMeter()
     for stage in getattr(m, "stages", (None,)):  # multi-stage models (PAD) are fitted stage by stage
@@ -169,7 +170,7 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
         result = {k: v for k, v in vars(res).items() if k != "test_rows"}
         meta = {"result": result, "stages": stages, "environment": made["environment"],
                 "saved": time.strftime("%Y-%m-%d %H:%M")}
-        made["model_store"] = {"saved": model_store.save(key, key_hash, m, meta).name}
+        made["model_store"] = {"saved": model_store.save(key, key_hash, m, meta, initial).name}
     return spec, model_kw, hp, m, res, stages, made
 
 
@@ -184,8 +185,14 @@ def _load_stored(cls, split, model_kw: dict, key_hash: str, model: str, seed: in
     for stage in getattr(m, "stages", (None,)):  # the same stage switches as training made (PAD's copies, freezing)
         if stage is not None:
             m.set_stage(stage)
+    unchanged = meta.get("unchanged", {})
+    rebuilt = model_store.tensor_hashes(m) if unchanged else {}
     try:
-        m.load_state_dict(state, strict=True)
+        if any(rebuilt.get(k) != h for k, h in unchanged.items()):
+            raise RuntimeError("the tensors left out of the file (as built) are not built the same now")
+        missing, unexpected = m.load_state_dict(state, strict=False)
+        if unexpected or set(missing) != set(unchanged):
+            raise RuntimeError(f"missing {sorted(set(missing) - set(unchanged))[:3]}, unexpected {unexpected[:3]}")
     except RuntimeError as e:
         print(f"model store: {model_store.path_of(key_hash, model).name} does not fit {model} "
               f"({str(e).splitlines()[0][:100]}); training again")

@@ -143,14 +143,28 @@ def path_of(key_hash: str, model: str) -> Path:
     return store_dir() / f"{model}-{key_hash}.safetensors"
 
 
-def save(key: dict, key_hash: str, model: torch.nn.Module, meta: dict) -> Path:
-    """Write the model's weights and ``meta`` (JSON, with the key) to one file, atomically."""
+def tensor_hashes(model: torch.nn.Module) -> dict[str, str]:
+    """{name: SHA-256 of the bytes} of every tensor in the model's state dict."""
+    out = {}
+    for k, v in model.state_dict().items():
+        t = v.detach().cpu().contiguous()
+        out[k] = _digest(str(t.dtype).encode(), str(tuple(t.shape)).encode(), t.view(torch.uint8).numpy().tobytes()
+                         if t.numel() else b"")
+    return out
+
+
+def save(key: dict, key_hash: str, model: torch.nn.Module, meta: dict, initial: dict[str, str] | None = None) -> Path:
+    """Write the model's weights and ``meta`` (JSON, with the key) to one file, atomically. Tensors whose bytes equal
+    ``initial`` (``tensor_hashes`` taken right after construction: a frozen pre-trained LM's layers, say) are left out,
+    with their hashes: building the model again reproduces them, and ``load`` checks that it did."""
     from safetensors.torch import save_file
 
     path = path_of(key_hash, key["model"])
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    now = tensor_hashes(model) if initial else {}
+    unchanged = {k: h for k, h in now.items() if initial.get(k) == h} if initial else {}
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items() if k not in unchanged}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"llmrec_lite": json.dumps({"key": key, **meta})})
+        save_file(tensors, str(tmp), metadata={"llmrec_lite": json.dumps({"key": key, **meta, "unchanged": unchanged})})
     return path
 
 

@@ -93,3 +93,17 @@ def test_a_notebook_table_round_trips_with_its_index_and_command(tmp_path):
                                                                                 names=["metric", "group"]))
     evidence.save_frame("gaps", multi, "cmd", store=store)
     pd.testing.assert_frame_equal(evidence.load_frame("gaps", store), multi)
+
+
+def test_the_quickstart_headline_trained_live_equals_its_stored_record(ml100k):
+    """What notebook 00's default run asserts, here in the suite: MF-BPR trained now on ml-100k (seed 2020, the
+    registry's settings) is the evidence store's seed-2020 record, to BLAS order (``evidence.TOLERANCE``). A change to
+    the model, trainer, split or evaluator that moves it fails here until the benchmark row is recomputed (its
+    command is in the message)."""
+    from llmrec_lite.data import random_split
+    from llmrec_lite.experiment import train_and_test
+
+    _, _, rec = train_and_test("mf", random_split(ml100k, seed=2020), seed=2020, progress=False, store=False)
+    table = evidence.compare({"mf": rec}, metrics=("recall@20", "ndcg@10", "ndcg@20"))
+    assert len(table) == 3 and table["same"].all(), table.to_string()
+    assert (table["diff"].abs() <= evidence.TOLERANCE).all()

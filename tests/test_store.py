@@ -113,3 +113,19 @@ def test_a_code_change_changes_the_key(synth, monkeypatch):
 def test_objects_without_a_fingerprint_are_not_stored(synth, tmp_store):
     with pytest.raises(store.Unkeyable):
         store.fingerprint(object())
+
+
+def test_tensors_training_left_as_built_are_not_saved_but_rebuilt(synth, tmp_store):
+    """A frozen part (here PAD's text table, never trained) is left out of the file and rebuilt on load."""
+    from safetensors import safe_open
+
+    s = leave_one_out(synth)
+    m1, _, a = train_and_test("pad", s, seed=1, progress=False, encoder="random-32", dim=16, **FAST)
+    with safe_open(str(tmp_store / a["model_store"]["saved"]), framework="pt") as f:
+        saved = set(f.keys())
+    built = {k for k in m1.state_dict() if k not in saved}
+    assert built and saved and not (built & saved)
+    m2, _, b = train_and_test("pad", s, seed=1, progress=False, encoder="random-32", dim=16, **FAST)
+    assert "loaded" in b["model_store"] and b["metrics"] == a["metrics"]
+    for k, v in m1.state_dict().items():
+        assert torch.equal(v, m2.state_dict()[k]), k
