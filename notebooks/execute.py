@@ -126,7 +126,7 @@ def _threads() -> int:
 MODES = ("default", "full", "smoke")
 
 
-PROGRESS = re.compile(r"\d+%\|")
+PROGRESS = re.compile(r"\d+%\||(Float|Int)Progress\(")  # a bar's frozen text, or tqdm's widget repr
 WIDGET_REPR = re.compile(r"\s*(VBox|HBox|interactive|Output|Tab|Accordion|IntProgress|FloatProgress)\(")
 
 
