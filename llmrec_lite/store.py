@@ -148,8 +148,8 @@ def tensor_hashes(model: torch.nn.Module) -> dict[str, str]:
     out = {}
     for k, v in model.state_dict().items():
         t = v.detach().cpu().contiguous()
-        out[k] = _digest(str(t.dtype).encode(), str(tuple(t.shape)).encode(), t.view(torch.uint8).numpy().tobytes()
-                         if t.numel() else b"")
+        out[k] = _digest(str(t.dtype).encode(), str(tuple(t.shape)).encode(),  # 0-d and bf16 tensors too
+                         t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return out
 
 

@@ -129,3 +129,13 @@ def test_tensors_training_left_as_built_are_not_saved_but_rebuilt(synth, tmp_sto
     assert "loaded" in b["model_store"] and b["metrics"] == a["metrics"]
     for k, v in m1.state_dict().items():
         assert torch.equal(v, m2.state_dict()[k]), k
+
+
+def test_tensor_hashes_take_scalars_and_bfloat16():
+    m = torch.nn.Module()
+    m.register_buffer("step", torch.tensor(3))                      # a 0-d buffer (an LM's config counter, say)
+    m.register_buffer("w", torch.ones(2, 2, dtype=torch.bfloat16))
+    h = store.tensor_hashes(m)
+    m.step += 1
+    assert set(h) == {"step", "w"} and store.tensor_hashes(m)["step"] != h["step"]
+    assert store.tensor_hashes(m)["w"] == h["w"]
