@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from llmrec_lite import evidence  # noqa: E402
+from llmrec_lite.evidence import label  # noqa: E402  (model, or its benchmark label)
 from llmrec_lite.experiment import run  # noqa: E402
 from llmrec_lite.io import replace_block  # noqa: E402
 from llmrec_lite.leaderboard import CONTRASTS, contrasts  # noqa: E402
@@ -196,11 +197,6 @@ def resolve(job: str) -> tuple[str, dict]:
         return VARIANTS[job][0], dict(VARIANTS[job][1])
     name, _, encoder = job.partition(":")
     return name, ({"encoder": encoder} if encoder else {})
-
-
-def label(r: dict) -> str:
-    """model, or model:encoder for a non-default language model (e.g. the random-vector control)."""
-    return r.get("label", r["model"])
 
 
 def write_markdown(records: list[dict], store: Path | None = None) -> None:

@@ -34,15 +34,20 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
     return d
 
 
+def flag(name: str) -> bool:
+    """An on/off environment variable: unset, "", "0", "false", "no" and "off" are off."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def smoke() -> bool:
     """True when notebooks/tests should shrink epochs and sizes (``LLMREC_SMOKE=1``)."""
-    return os.environ.get(SMOKE_ENV, "0").lower() not in ("", "0", "false", "no")
+    return flag(SMOKE_ENV)
 
 
 def full() -> bool:
     """True when a notebook should recompute its sweeps, ablations and other seeds itself (``LLMREC_FULL=1``)
     instead of reading them from the evidence store; its default run trains only the headline comparison."""
-    return os.environ.get(FULL_ENV, "0").lower() not in ("", "0", "false", "no") and not smoke()
+    return flag(FULL_ENV) and not smoke()
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

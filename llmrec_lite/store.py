@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .config import cache_dir
+from .config import cache_dir, flag
 from .io import atomic_path
 
 STORE_ENV = "LLMREC_MODEL_STORE"
@@ -41,16 +41,12 @@ class Unkeyable(ValueError):
     """An override whose content cannot be fingerprinted (an arbitrary object): the run is not stored."""
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
 def enabled() -> bool:
     return os.environ.get(STORE_ENV, "").strip().lower() != "off"
 
 
 def retrain_requested() -> bool:
-    return _truthy(os.environ.get(RETRAIN_ENV))
+    return flag(RETRAIN_ENV)
 
 
 def store_dir() -> Path:
