@@ -139,39 +139,123 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
     store = model_store.enabled() if store is None else store
     retrain = model_store.retrain_requested() if retrain is None else retrain
     key, made = None, {}
-    if store and after_stage is None and cls.trainable:  # after_stage must watch the stages train: no loading
+    if store and cls.trainable:
         try:
             key, key_hash = model_store.run_key(model, split, seed, resolve_device(device), overrides)
         except model_store.Unkeyable as e:
             made = {"model_store": f"not stored: {e}"}
     elif store:
-        made = {"model_store": "not stored: " + ("nothing to train" if not cls.trainable else "after_stage given")}
+        made = {"model_store": "not stored: nothing to train"}
     else:
         made = {"model_store": "off"}
     torch.manual_seed(seed)
-    if key is not None and not retrain:
+    if key is not None and not retrain and after_stage is None:  # after_stage watches each stage: loaded stage by stage
         loaded = _load_stored(cls, split, model_kw, key_hash, model, seed, device)
         if loaded is not None:
             return (spec, model_kw, hp) + loaded
     m = cls(split, **model_kw)
     initial = model_store.tensor_hashes(m) if key is not None else None  # what training leaves as built is not saved
-    stages = []
+    shared = _shared_stage(cls, model_kw, hp, overrides, split, seed, device) if key is not None else None
+    names = getattr(m, "stages", (None,))
+    stages, loaded_stages = [], []
     meter = RunMeter()
-    for stage in getattr(m, "stages", (None,)):  # multi-stage models (PAD) are fitted stage by stage
+    for i, stage in enumerate(names):  # multi-stage models (PAD) are fitted stage by stage
         if stage is not None:
             m.set_stage(stage)
-        res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
-        stages.append({"stage": stage, "epochs": res.epochs, "best_epoch": res.best_epoch,
-                       "best_valid": res.best_valid, "train_seconds": res.train_seconds})
+        last = i == len(names) - 1
+        got = None
+        if key is not None and not retrain and stage is not None:  # this stage of this very run, stored earlier
+            h = key_hash if last else _stage_hash(key, stage)
+            got = _load_into(m, h, model, f"{model} stage {stage} (seed {seed})")
+        if got is None and shared is not None and shared[0] == stage and not retrain:  # or the standalone run it equals
+            got = _load_into(getattr(m, shared[1]), shared[4], shared[2],
+                             f"{model} stage {stage} = {shared[2]} {shared[3]} (seed {seed})")
+        if got is not None:
+            res = TrainResult(**got["result"])
+            loaded_stages.append(stage)
+            stages.append(got["stages"][-1] | {"stage": stage} if stage is not None else got["stages"][-1])
+        else:
+            res = fit(m, split, seed=seed, device=device, progress=progress, **hp)
+            stages.append({"stage": stage, "epochs": res.epochs, "best_epoch": res.best_epoch,
+                           "best_valid": res.best_valid, "train_seconds": res.train_seconds})
+            if key is not None and not last:
+                _save_stage(m, key | {"stage": stage}, _stage_hash(key, stage), res, stages, meter, initial)
+            if shared is not None and shared[0] == stage:
+                sub_key = model_store.run_key(shared[2], split, seed, resolve_device(device), shared[3])[0]
+                _save_stage(getattr(m, shared[1]), sub_key, shared[4], res, [stages[-1] | {"stage": None}], meter, None)
         if after_stage is not None and stage is not None:
             after_stage(stage, m)
     made["environment"] = _environment(device) | {k: v for k, v in meter.stop().items() if k != "wall_seconds"}
     if key is not None:
-        result = {k: v for k, v in vars(res).items() if k != "test_rows"}
-        meta = {"result": result, "stages": stages, "environment": made["environment"],
-                "saved": time.strftime("%Y-%m-%d %H:%M")}
-        made["model_store"] = {"saved": model_store.save(key, key_hash, m, meta, initial).name}
+        if len(loaded_stages) == len(names):
+            made["model_store"] = {"loaded": model_store.path_of(key_hash, model).name}
+        else:
+            result = {k: v for k, v in vars(res).items() if k != "test_rows"}
+            meta = {"result": result, "stages": stages, "environment": made["environment"],
+                    "saved": time.strftime("%Y-%m-%d %H:%M")}
+            made["model_store"] = {"saved": model_store.save(key, key_hash, m, meta, initial).name}
+        if loaded_stages:
+            made["model_store"]["stages_loaded"] = loaded_stages
     return spec, model_kw, hp, m, res, stages, made
+
+
+def _stage_hash(key: dict, stage: str) -> str:
+    """The store key of a multi-stage run after ``stage`` (the last stage's file is the whole run's)."""
+    return model_store.key_hash(key | {"stage": stage})
+
+
+def _save_stage(module, key: dict, key_hash: str, res, stages: list, meter, initial) -> None:
+    result = {k: v for k, v in vars(res).items() if k != "test_rows"}
+    env = {k: v for k, v in meter.stop().items() if k != "wall_seconds"}  # stop() only reads: the meter runs on
+    model_store.save(key, key_hash, module, {"result": result, "stages": stages, "environment": env,
+                                             "saved": time.strftime("%Y-%m-%d %H:%M")}, initial)
+
+
+def _shared_stage(cls, model_kw: dict, hp: dict, overrides: dict, split, seed: int, device):
+    """(stage, attribute, model, its overrides, its store hash) when one stage of ``cls`` trains exactly the
+    standalone run of another registered model (PAD's stage 1 is SASRec-BCE, number for number: same start, same
+    seeded trainer), so that the model store shares that run both ways; None otherwise (the settings differ)."""
+    share = getattr(cls, "shared_stage", None)
+    if share is None:
+        return None
+    stage, attr, sub_model, fixed, args = share
+    sub = get_model(sub_model)
+    own = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+    theirs = {k: p.default for k, p in inspect.signature(sub.cls.__init__).parameters.items()}
+    trainer = {k: v for k, v in overrides.items() if k in TRAINER_KEYS}
+    if dict(sub.defaults) | trainer != hp:  # the stage's trainer settings must be the standalone run's
+        return None
+    sub_over = dict(fixed) | {k: model_kw.get(k, own[k]) for k in args if model_kw.get(k, own[k]) != theirs[k]} | trainer
+    try:
+        return stage, attr, sub_model, sub_over, model_store.run_key(sub_model, split, seed, resolve_device(device),
+                                                                      sub_over)[1]
+    except model_store.Unkeyable:
+        return None
+
+
+def _load_into(m, key_hash: str, model: str, what: str) -> dict | None:
+    """Load the stored state ``key_hash`` into the built module ``m``; its meta, or None (absent, unreadable or not
+    fitting: said in one line, and the caller trains)."""
+    hit = model_store.load(key_hash, model)
+    if hit is None:
+        return None
+    state, meta = hit
+    unchanged = meta.get("unchanged", {})
+    try:
+        if unchanged:
+            now = model_store.tensor_hashes(m)
+            if any(now.get(k) != h for k, h in unchanged.items()):
+                raise RuntimeError("the tensors left out of the file (as built) are not built the same now")
+        missing, unexpected = m.load_state_dict(state, strict=False)
+        if unexpected or set(missing) != set(unchanged):
+            raise RuntimeError(f"missing {sorted(set(missing) - set(unchanged))[:3]}, unexpected {unexpected[:3]}")
+    except RuntimeError as e:
+        print(f"model store: {model_store.path_of(key_hash, model).name} does not fit {model} "
+              f"({str(e).splitlines()[0][:100]}); training again")
+        return None
+    print(f"{what} loaded from the model store: trained {meta['saved']} in {meta['result']['train_seconds']:.0f} s; "
+          f"retrain=True (CLI --retrain, LLMREC_RETRAIN=1) trains it again")
+    return meta
 
 
 def _load_stored(cls, split, model_kw: dict, key_hash: str, model: str, seed: int, device):

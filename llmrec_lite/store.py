@@ -132,7 +132,11 @@ def run_key(model: str, split, seed: int, device, overrides: dict) -> tuple[dict
     key = {"model": model, "split": split_fingerprint(split), "seed": int(seed),
            "overrides": fingerprint(dict(overrides)), "device": torch.device(device).type, "torch": torch.__version__,
            "llmrec_lite": __version__, "code": code_hash()}
-    return key, _digest(json.dumps(key, sort_keys=True).encode())
+    return key, key_hash(key)
+
+
+def key_hash(key: dict) -> str:
+    return _digest(json.dumps(key, sort_keys=True).encode())
 
 
 def path_of(key_hash: str, model: str) -> Path:

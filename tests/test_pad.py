@@ -158,8 +158,16 @@ def test_explorers_draw_and_stop_where_asked(setup):
     fig = draw_alignment(pre, s, weight=1.0, kernel="single", epochs=1, method="pca")
     assert len(fig.axes) == 2 and "valid NDCG@10" in fig._suptitle.get_text()
     assert pre.stage == "pretrain"  # the explorer works on a copy
-    fig = plot_gate_weights(model(setup))
+    pad = model(setup)
+    fig = plot_gate_weights(pad)
     assert len(fig.axes[0].lines) == 3
+    # a stored table's weights draw the same lines; without the items per bin: one clear error
+    w = pad.gate_weights().detach().numpy()
+    fig2 = plot_gate_weights(w.tolist(), bin_items=np.bincount(pad.bins.numpy(), minlength=w.shape[1]))
+    for a, b in zip(fig.axes[0].lines, fig2.axes[0].lines):
+        assert np.allclose(a.get_ydata(), b.get_ydata())
+    with pytest.raises(ValueError, match="bin_items"):
+        plot_gate_weights(w)
 
 
 def test_the_gate_has_its_own_learning_rate(setup):

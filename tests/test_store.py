@@ -139,3 +139,55 @@ def test_tensor_hashes_take_scalars_and_bfloat16():
     m.step += 1
     assert set(h) == {"step", "w"} and store.tensor_hashes(m)["step"] != h["step"]
     assert store.tensor_hashes(m)["w"] == h["w"]
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_multi_stage_runs_load_stage_by_stage_for_a_watcher(synth, tmp_store, capsys):
+    """A run watched stage by stage (after_stage) loads each stored stage, calls the watcher on it, and ends with the
+    same weights and metrics as training; the whole-run file is the last stage's."""
+    s = leave_one_out(synth)
+    kw = dict(FAST, item_z=np.random.default_rng(0).standard_normal((s.n_items, 8)).astype(np.float32))
+    seen = []
+    m1, _, rec1 = train_and_test("pad", s, seed=1, progress=False, after_stage=lambda st, m: seen.append(st), **kw)
+    assert seen == ["pretrain", "align", "disentangle"] and "saved" in rec1["model_store"]
+    assert len(_files(tmp_store)) == 4     # after stage 1 and 2, the whole run, and stage 1 as the SASRec-BCE run
+    capsys.readouterr()
+    seen.clear()
+    m2, _, rec2 = train_and_test("pad", s, seed=1, progress=False, after_stage=lambda st, m: seen.append(st), **kw)
+    out = capsys.readouterr().out
+    assert seen == ["pretrain", "align", "disentangle"] and out.count("loaded from the model store") == 3
+    assert rec2["metrics"] == rec1["metrics"] and rec2["stages"] == rec1["stages"]
+    assert rec2["model_store"]["stages_loaded"] == ["pretrain", "align", "disentangle"]
+    _same_weights(m1, m2)
+
+
+def test_pad_stage_one_is_the_stored_sasrec_bce_run_both_ways(synth, tmp_store, capsys, monkeypatch):
+    """PAD's stage 1 trains SASRec-BCE number for number, so a stored SASRec-BCE run serves as it (and a PAD run
+    stores its stage 1 as that run); the PAD that follows equals one trained with the store off."""
+    s = leave_one_out(synth)
+    kw = dict(FAST, item_z=np.random.default_rng(0).standard_normal((s.n_items, 8)).astype(np.float32))
+    sas, _, _ = train_and_test("sasrec", s, seed=1, progress=False, loss_type="bce", **FAST)
+    capsys.readouterr()
+    pad, _, rec = train_and_test("pad", s, seed=1, progress=False, **kw)
+    assert "pad stage pretrain = sasrec" in capsys.readouterr().out and rec["stages"][0]["stage"] == "pretrain"
+    assert rec["model_store"]["stages_loaded"] == ["pretrain"] and "saved" in rec["model_store"]
+    monkeypatch.setenv(store.STORE_ENV, "off")
+    ref, _, ref_rec = train_and_test("pad", s, seed=1, progress=False, **kw)
+    _same_weights(pad, ref)
+    assert rec["metrics"] == ref_rec["metrics"]
+    # the other way round: a PAD run leaves its stage 1 where a later SASRec-BCE run finds it
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_store.parent / "other"))
+    train_and_test("pad", s, seed=1, progress=False, **kw)
+    capsys.readouterr()
+    sas2, _, _ = train_and_test("sasrec", s, seed=1, progress=False, loss_type="bce", **FAST)
+    assert "loaded from the model store" in capsys.readouterr().out
+    _same_weights(sas2, sas)
+    # a setting that changes stage 1 (the width) does not share it
+    _, _, rec3 = train_and_test("pad", s, seed=1, progress=False, dim=16, **kw)
+    assert "stages_loaded" not in rec3["model_store"] and "saved" in rec3["model_store"]

@@ -56,14 +56,20 @@ def alignment_widget(pretrained, split: Split):
         epochs=w.IntSlider(value=5, min=1, max=30))
 
 
-def plot_gate_weights(model, ax=None):
-    """PAD's gate: each expert's weight against the item-popularity bin (bins hold equal interaction mass)."""
+def plot_gate_weights(model, ax=None, bin_items=None):
+    """PAD's gate: each expert's weight against the item-popularity bin (bins hold equal interaction mass).
+    ``model``: a PAD, or its [3, n_bins] gate weights (a stored table's) with ``bin_items``, the items per bin."""
     from ..models.pad import EXPERTS
 
-    with torch.no_grad():
-        w = model.gate_weights().cpu().numpy()
-    bins = model.bins.cpu().numpy()
-    pop = np.bincount(bins, minlength=w.shape[1])
+    if isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            w = model.gate_weights().cpu().numpy()
+        pop = np.bincount(model.bins.cpu().numpy(), minlength=w.shape[1])
+    else:
+        w = np.asarray(model, dtype=float)
+        if bin_items is None or w.ndim != 2 or w.shape[0] != len(EXPERTS):
+            raise ValueError(f"give a PAD, or [{len(EXPERTS)}, n_bins] gate weights with bin_items (items per bin)")
+        pop = np.asarray(bin_items)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.6))
     for k, name in enumerate(EXPERTS):

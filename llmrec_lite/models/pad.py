@@ -77,6 +77,9 @@ def gate_start(kind: str, n_bins: int) -> torch.Tensor:
 
 class PAD(Recommender):
     stages = ("pretrain", "align", "disentangle")
+    # stage 1 trains ``self.sasrec`` exactly as the standalone SASRec-BCE run (same start, same seeded trainer; the
+    # other parts stay as built): the model store shares that run both ways (experiment._shared_stage)
+    shared_stage = ("pretrain", "sasrec", "sasrec", {"loss_type": "bce"}, ("dim", "n_layers", "n_heads", "max_len", "dropout"))
 
     def __init__(self, split: Split, encoder: str = "minilm", item_z: np.ndarray | None = None, dim: int = 64,
                  n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2,
