@@ -33,7 +33,15 @@ JOBS = {  # label: (model, overrides)
     "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),
     "pad": ("pad", {}),
     "id-text-concat": ("id-text-concat", {}),
+    # Molar's comparison: every row reads DUEG's 20-item window, patience 20, at most 400 epochs (molar's defaults)
+    "molar-sasrec-bce": ("sasrec", {"loss_type": "bce", "max_len": 20, "epochs": 400}),  # = Molar's teacher (stage "id")
+    "molar": ("molar", {}),
+    "molar-early": ("molar", {"fusion": "early"}),
+    "molar-content": ("molar", {"fusion": "none"}),
 }
+
+
+REUSE = {"molar", "molar-early", "molar-content", "molar-sasrec-bce"}
 
 
 def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
@@ -41,7 +49,7 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
 
     from llmrec_lite import evidence
 
-    done = {(evidence.label(r), r["dataset"], r["seed"]) for r in read_log()}
+    done = {(evidence.label(r), r["dataset"], r["seed"]) for r in read_log() if not r.get("superseded")}
     for lab in labels:
         if lab not in JOBS:
             raise SystemExit(f"unknown label {lab!r}; valid: {sorted(JOBS)}")
@@ -50,7 +58,10 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
             if (lab, dataset, seed) in done:
                 continue
             t = time.perf_counter()
-            rec = run(model, dataset, seed=seed, progress=False, retrain=True, **overrides)
+            # Molar's rows may load what the model store holds: its stage "id" is the molar-sasrec-bce run of the same
+            # seed (run that label first), and a stored identical run (a validation row) is the same run; a loaded
+            # run keeps its original training time and environment in the record
+            rec = run(model, dataset, seed=seed, progress=False, retrain=lab not in REUSE, **overrides)
             rec["label"] = lab
             # one record per finished run: a cut-off run keeps the others
             evidence.write([evidence.as_run(rec, lab, f"python benchmarks/seeds.py run {lab} --dataset {dataset} "

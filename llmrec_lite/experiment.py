@@ -136,6 +136,8 @@ def _build_and_fit(model: str, split, seed: int, device, progress: bool, after_s
     check_ranges(overrides)
     hp.update({k: v for k, v in overrides.items() if k in TRAINER_KEYS})
     model_kw = {k: v for k, v in overrides.items() if k not in TRAINER_KEYS}
+    if "seed" in model_keys:  # a model that draws data of its own (Molar's fine-tuning examples) uses the run's seed
+        model_kw["seed"] = seed
     store = model_store.enabled() if store is None else store
     retrain = model_store.retrain_requested() if retrain is None else retrain
     key, made = None, {}
@@ -222,8 +224,8 @@ def _shared_stage(cls, model_kw: dict, hp: dict, overrides: dict, split, seed: i
     sub = get_model(sub_model)
     own = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
     theirs = {k: p.default for k, p in inspect.signature(sub.cls.__init__).parameters.items()}
-    trainer = {k: v for k, v in overrides.items() if k in TRAINER_KEYS}
-    if dict(sub.defaults) | trainer != hp:  # the stage's trainer settings must be the standalone run's
+    trainer = {k: v for k, v in hp.items() if sub.defaults.get(k) != v}  # where the stage's trainer differs
+    if dict(sub.defaults) | trainer != hp:
         return None
     sub_over = dict(fixed) | {k: model_kw.get(k, own[k]) for k in args if model_kw.get(k, own[k]) != theirs[k]} | trainer
     try:

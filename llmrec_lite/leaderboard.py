@@ -74,8 +74,9 @@ label = evidence.label
 
 def load_records(store: Path | str | None = None) -> list[dict]:
     """Every benchmark run of the evidence store (``benchmarks/evidence.jsonl``, ``evidence.py``), one record per
-    (label, dataset, split, seed); the variants a notebook's full run stores (``notebook`` set) are left out."""
-    return [r for r in evidence.runs(store) if not r.get("notebook")]
+    (label, dataset, split, seed); the variants a notebook's full run stores (``notebook`` set) and runs whose
+    settings a later pass replaced (``superseded``: why, and the command that reruns them) are left out."""
+    return [r for r in evidence.runs(store) if not r.get("notebook") and not r.get("superseded")]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:

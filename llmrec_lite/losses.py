@@ -37,6 +37,18 @@ def in_batch_info_nce(a: torch.Tensor, b: torch.Tensor, tau: float = 0.1) -> tor
     return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
 
 
+def symmetric_info_nce(a: torch.Tensor, b: torch.Tensor, tau: float = 0.1) -> torch.Tensor:
+    """Molar's post-alignment loss (its Eq. 4): the in-batch InfoNCE from ``a`` to ``b`` plus the one from ``b`` to
+    ``a`` (the paper adds the two log terms; no 1/2),
+
+        L = InfoNCE_tau(a -> b) + InfoNCE_tau(b -> a),
+
+    so each row is pulled toward its partner against the other side's rows *and* each partner is told apart from
+    the other rows of ``a``. Swapping ``a`` and ``b`` gives the same value. With ``b`` from a frozen model, both
+    directions still train ``a`` (in b -> a the rows of ``a`` are the candidates)."""
+    return in_batch_info_nce(a, b, tau) + in_batch_info_nce(b, a, tau)
+
+
 def sampled_bce(pos_logit: torch.Tensor, neg_logit: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy with sampled negatives (SASRec's original loss, LLM-ESR's and PAD's), at the
     official code's scale: the mean over positives plus the mean over negatives,

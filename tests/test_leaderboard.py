@@ -212,3 +212,13 @@ def test_a_marked_block_is_replaced_and_nothing_else(tmp_path, capsys):
     assert not replace_block(readme, "BENCH", "| new |")
     assert readme.read_text() == "no markers\n<!-- BENCH:END -->\n<!-- BENCH:BEGIN -->\n"
     assert "has no <!-- BENCH:BEGIN --> ... <!-- BENCH:END --> markers" in capsys.readouterr().out
+
+
+def test_superseded_and_notebook_runs_are_left_out(tmp_path):
+    from llmrec_lite import evidence
+
+    store = tmp_path / "evidence.jsonl"
+    evidence.write([evidence.as_run(r) for r in (rec("molar", 1, 0.05, superseded="first pass; rerun by ..."),
+                                                 rec("molar", 2, 0.07), rec("pad", 1, 0.2, notebook="03"))], store)
+    kept = load_records(store)
+    assert [(r["model"], r["seed"]) for r in kept] == [("molar", 2)]

@@ -10,7 +10,7 @@ import torch
 from conftest import load_script, tiny_llama
 from llmrec_lite.data import leave_one_out
 from llmrec_lite.experiment import train_and_test
-from llmrec_lite.losses import in_batch_info_nce
+from llmrec_lite.losses import in_batch_info_nce, symmetric_info_nce
 from llmrec_lite.models.molar import Molar, item_attributes, mirm_examples
 from llmrec_lite.text import item_embeddings
 from llmrec_lite.text.prompts import attribute_prompt
@@ -36,6 +36,27 @@ def test_alignment_loss_prefers_each_users_own_id_embedding_and_grows_with_misma
     # hand-computed: two orthogonal pairs, tau 1 -> -log(e / (e + 1))
     a = torch.eye(2)
     assert in_batch_info_nce(a, a, tau=1.0).item() == pytest.approx(-np.log(np.e / (np.e + 1)), rel=1e-6)
+
+
+def test_symmetric_alignment_loss_by_hand_and_under_swapping():
+    """Molar's Eq. 4: the two directions added. Two users, tau = 1: a = (1, 0), (0, 1); b = (1, 0), (1, 1)/sqrt 2.
+    cos(a_i, b_j) = [[1, r], [0, r]] with r = 1/sqrt 2, so
+      a -> b: [-log(e / (e + e^r)) - log(e^r / (1 + e^r))] / 2
+      b -> a: [-log(e / (e + 1)) - log(1/2)] / 2   (b_2 is as close to a_1 as to a_2)"""
+    a, b = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    r, e = 1 / np.sqrt(2), np.e
+    a_to_b = (-np.log(e / (e + e ** r)) - np.log(e ** r / (1 + e ** r))) / 2
+    b_to_a = (-np.log(e / (e + 1)) - np.log(0.5)) / 2
+    assert in_batch_info_nce(a, b, tau=1.0).item() == pytest.approx(a_to_b, rel=1e-6)
+    assert symmetric_info_nce(a, b, tau=1.0).item() == pytest.approx(a_to_b + b_to_a, rel=1e-6)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 8, generator=g), torch.randn(32, 8, generator=g)
+    assert symmetric_info_nce(x, y, 0.1).item() == pytest.approx(symmetric_info_nce(y, x, 0.1).item(), rel=1e-6)
+    assert in_batch_info_nce(x, y, 0.1).item() != pytest.approx(in_batch_info_nce(y, x, 0.1).item(), rel=1e-3)
+    # with b frozen (a teacher), the b -> a direction still trains a
+    x.requires_grad_(True)
+    in_batch_info_nce(y, x, 0.1).backward()
+    assert x.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("fusion", ["none", "early", "post"])
@@ -70,7 +91,7 @@ def test_alignment_pulls_on_the_content_model_only_and_its_weight_counts(setup):
         torch.manual_seed(1)
         l1 = m.loss(batch)
         seq = batch[0][:, :-1]
-        align = in_batch_info_nce(m.encode(seq)[:, -1], m.sasrec.encode(seq)[:, -1], m.tau)
+        align = symmetric_info_nce(m.encode(seq)[:, -1], m.sasrec.encode(seq)[:, -1], m.tau)
     assert l1.item() == pytest.approx(l0.item() + m.align_weight * align.item(), rel=1e-5)
 
 
@@ -79,9 +100,9 @@ def test_stage_one_is_the_projects_sasrec_and_the_content_stage_leaves_it_unchan
     snap = {}
     _, _, rec = train_and_test("molar", s, progress=False, epochs=2, item_z=z, **small(),
                                after_stage=lambda stage, m: snap.setdefault(stage, copy.deepcopy(m.sasrec.state_dict())))
-    sas, _, _ = train_and_test("sasrec", s, progress=False, epochs=2, dim=16, loss_type="bce")
-    for k, v in sas.state_dict().items():
-        torch.testing.assert_close(snap["id"][k], v)
+    sas, _, _ = train_and_test("sasrec", s, progress=False, epochs=2, dim=16, max_len=20, loss_type="bce")
+    for k, v in sas.state_dict().items():   # the same window as DUEG's (max_len 20)
+        assert torch.equal(snap["id"][k], v), k
     for k, v in snap["id"].items():
         assert torch.equal(snap["content"][k], v)
     assert [st["stage"] for st in rec["stages"]] == ["id", "content"]
@@ -225,3 +246,22 @@ def test_molar_sweep_table_differences_from_the_start_row_and_stored_rows_are_cu
     saved = [r["row"] for r in evidence.rows("molar_sweep")]
     assert {r["setting"] for r in saved} == set(sweep.SETTINGS)
     assert all(r["overrides"] == sweep.settings(r["setting"]) for r in saved)
+
+
+def test_paper_prompt_fits_and_always_ends_at_the_cur_item_position():
+    """MIRM's paper pooling reads the hidden state at [Cur_Item]: the instruction prompt must end there for every
+    item, however long its attributes (they are cut in tokens, the instruction and the end are kept)."""
+    from conftest import make_tiny_llama
+    from llmrec_lite.models.molar import CUR_ITEM, mirm_vectors, paper_prompts
+
+    short, long = "Title: Toy Story", "Title: Heat\nDescription: " + " ".join(["a long plot line"] * 40)
+    head = "Compress the text into embedding. Item information: "
+    tok, _ = make_tiny_llama([short, long, head, f". {CUR_ITEM}"])
+    out = paper_prompts([short, long], tok, max_length=48)
+    assert all(p.startswith(head) and p.endswith(f". {CUR_ITEM}") for p in out)
+    assert all(len(tok(p)["input_ids"]) <= 48 for p in out)
+    assert "Toy Story" in out[0] and len(out[1]) < len(head + long)          # the short one whole, the long one cut
+    with pytest.raises(ValueError, match="max_length=12 leaves no room"):
+        paper_prompts([short], tok, max_length=12)
+    with pytest.raises(ValueError, match="unknown MIRM pooling 'first'"):
+        mirm_vectors(None, pooling="first")

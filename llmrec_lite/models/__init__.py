@@ -57,7 +57,8 @@ register("llmesr", LLMESR, "loo", reads_text=True, paper="LLM-ESR", **SEQ)
 register("pad", PAD, "loo", reads_text=True, paper="PAD", **SEQ)
 register("id-text-concat", IDTextConcat, "loo", reads_text=True, paper="PAD", **SEQ)
 # Molar: stage "id" is the project's SASRec (BCE) with its settings; stage "content" trains DUEG on them too
-register("molar", Molar, "loo", reads_text=True, paper="Molar", **SEQ)
+# at most 400 epochs (the ml-100k teacher stopped on a 200 cap); every row of its comparison shares them (seeds.py)
+register("molar", Molar, "loo", reads_text=True, paper="Molar", **(SEQ | {"epochs": 400}))
 # DIN: RecBole's trainer defaults for context-aware models (Adam 1e-3, batch 2048), early stop on valid AUC
 register("din", DIN, "ctr", task="ctr", lr=1e-3, batch_size=2048, epochs=100, patience=5, valid_metric="auc")
 # LLM-CF: the project's SASRec and DIN with the in-context CoT module, each with its backbone's trainer settings

@@ -1,43 +1,52 @@
 """Molar (Luo et al., "Molar: Multimodal LLMs with Collaborative Filtering Alignment for Enhanced Sequential
-Recommendation", arXiv 2412.18176; its code is not public, the paper is the reference), with SmolLM2 on a CPU.
+Recommendation", arXiv 2412.18176; code: anonymous.4open.science/r/Molar-8B06, an anonymous mirror that cannot
+be reached offline, so the paper's text is the reference here), with SmolLM2 on a CPU.
 
 MIRM (item model). A decoder LM reads each item's structured attributes (``item_attributes``: title, brand,
-category path, description on Amazon; title, year, genres on MovieLens) and its mean-pooled hidden state at a
-middle layer is the item vector z_i (centred over the catalogue and unit-normalised, which a decoder's space
-needs, notebook 01; frozen, cached). ``mirm_finetune=True`` first LoRA-fine-tunes the LM on the paper's two
-text tasks (``mirm_examples``): (a) the attributes -> the item's own description, (b) a user's last train
-items -> the next train item (temporal behaviour understanding). The third, image-text alignment, needs
-images: none are available offline.
+category path, description on Amazon; title, year, genres on MovieLens). ``mirm_pooling``:
+    "last": the paper's. The instruction prompt "Compress the text into embedding. Item information: <attributes>.
+            [Cur_Item]" (its Fig. 2, no image) and the hidden state at its last token, last layer (Eq. 1).
+            [Cur_Item] is plain text: a new special token would start untrained in a frozen LM.
+    "mean": ours. The mean over the attribute prompt's tokens at layer 15 (the best SmolLM2 view in notebook 01).
+The vectors are centred over the catalogue and unit-normalised (a decoder's space needs it, notebook 01), frozen
+and cached. ``mirm_finetune=True`` first LoRA-fine-tunes the LM on the paper's text tasks (``mirm_examples``,
+the run's seed): (a) attributes -> the item's description, (b) a user's last train items -> the next one. The
+third, image-text alignment, needs images: none are available offline.
 
-DUEG (user model). Pre-trained decoder layers ``layers`` = (a, b) of the LM, without its word-embedding
-layer, read the sequence of item vectors:
+DUEG (user model). Pre-trained decoder layers ``layers`` = (a, b) of the LM, without its word-embedding layer, read
+the sequence of item vectors:
     x_i = W_in z_i   (+ E^id_i with fusion="early")                 [H = the LM's width]
     h_1..h_T = Norm(Layer_a .. Layer_{b-1}(x_{s_1} .. x_{s_T}))      rotary positions, causal; all train
     u_t = W_u h_t ,   v_i = W_v x_i ,   s(u_t, i) = u_t . v_i        [d = ``dim``]
     L_rec = BCE, one negative per position (``losses.sampled_bce``: mean over positives + mean over negatives)
 
-Post-alignment (fusion="post", the paper's). Stage "id" trains the project's SASRec (BCE), the ID-based model
-that carries the collaborative signal; stage "content" freezes it and trains DUEG with
-    L = L_rec + lambda * InfoNCE_tau(u^c, u^id)          (``losses.in_batch_info_nce``)
-u^c_b = u_T of user b's training window, u^id_b = SASRec's state on the same window: each content embedding's
-positive is its own user's ID embedding, the batch's other users are its negatives. At test only the content
-model scores; the ID model is a teacher during training. fusion="early" adds a trainable ID table to DUEG's
-input (the early fusion the paper's motivation 3 warns against); fusion="none" is content only.
-``id_model``: an already fitted SASRec to align to (copied, frozen), in place of stage "id". The teacher reads
-the content model's window (the last ``max_len`` = 20 items; SASRec trains on 50): on Amazon Scientific 99% of
-train histories are 18 items or shorter.
+Post-alignment (fusion="post", the paper's). Stage "id" trains the project's SASRec (BCE) on the same window as
+DUEG (``max_len``), the ID-based model that carries the collaborative signal; stage "content" freezes it and trains
+DUEG with (Eq. 4-5)
+    L = L_rec + lambda * [ InfoNCE_tau(u^c -> u^id) + InfoNCE_tau(u^id -> u^c) ]   (``losses.symmetric_info_nce``)
+u^c_b = u_T of user b's training window, u^id_b = SASRec's state on the same window, cosine similarities; the
+batch's other users are the negatives. ``align_loss="one-way"``: the first term only (our first pass). At test only
+the content model scores; the ID model is a teacher. fusion="early" adds a trainable ID table to DUEG's input (the
+early fusion the paper argues against; it has no experiment on it); fusion="none" is content only. ``id_model``:
+an already fitted SASRec (copied, frozen) in place of stage "id". Stage "id" *is* the standalone SASRec-BCE run of
+the same window and trainer settings, so the model store shares it (``shared_stage``).
 
-Choices the paper leaves open, set here: lambda = ``align_weight``, tau, the slice ``layers``, the pre-trained
-layers' learning rate ``lm_lr``, and W_in's start (outputs with the norm of the LM's token embeddings, the scale its
-layers were trained on). Chosen on amazon-scientific validation NDCG@10 (``benchmarks/molar_sweep.py``, one change
-at a time from two layers, lambda 0.1, tau 0.1, lm_lr 1e-4: 0.0415): 1 / 2 / 4 pre-trained layers 0.0424 / 0.0415 /
-0.0424 at 12.0 / 22.7 / 42.5 s per epoch, so one layer (``layers=(0, 1)``); lm_lr 1e-5 / 1e-4 / 1e-3 0.0414 /
-0.0415 / 0.0447, so 1e-3; tau 0.05 / 0.1 / 0.5 0.0413 / 0.0415 / 0.0403, so 0.1. The two chosen changes do not
-add up: together (notebook 04) 0.0420, below two layers at 1e-3 (0.0447), the best setting measured; notebook 04's
-test numbers are for one layer at 1e-3. lambda = 1 reads 0.0403 against 0.0420 at 0.1 (notebook 04's explorer),
-so 0.1 stays. Deviations for a CPU: SmolLM2-135M instead of Qwen2-VL-2B, a slice of its layers, 64 prompt tokens per
-item (title, brand, category path, the description's start), 128 fine-tuning examples per task, a 64-d scoring
-head, training windows grouped by length (``length_buckets``; the LM layers pay for padding as for items).
+Settings and deviations, each with the validation number behind it (amazon-scientific validation NDCG@10; first
+pass ``benchmarks/molar_sweep.py``, patience 5; second pass ``benchmarks/molar_validation.py``, patience 20):
+- SmolLM2-135M instead of Qwen2-VL-2B; one pre-trained layer in DUEG (``layers=(0, 1)``): 1 / 2 / 4 layers
+  0.0424 / 0.0415 / 0.0424 at 12.0 / 22.7 / 42.5 s per epoch (first pass).
+- lm_lr = 1e-3 for the LM layers (the paper: 1e-4 peak): 1e-5 / 1e-4 / 1e-3 0.0414 / 0.0415 / 0.0447 (first pass).
+- No warm-up and cosine schedule over 5 epochs (the paper's): early stopping on validation (patience 20, at most
+  400 epochs) on data a thousand times smaller. Not measured.
+- MIRM is frozen in the main stage (the paper trains it with DUEG): training it would run the LM over every item of
+  every batch and over the whole catalogue at each validation, hours per epoch on 2 CPU cores. Not measured.
+- No [User] token after the sequence (the paper's DUEG reads one and takes its state): we predict at every position
+  as SASRec does, which gives every window T targets instead of one. Not measured.
+- tau = 0.1 (the paper gives none): 0.05 / 0.1 / 0.5 0.0413 / 0.0415 / 0.0403 (first pass).
+- lambda, the loss's form, the pooling and the fine-tune: see the second-pass table in the evidence store
+  (``molar_validation``), which notebook 04 prints.
+- 64 prompt tokens per item, 128 fine-tuning examples per task, a 64-d scoring head, training windows grouped by
+  length (``length_buckets``; the LM layers pay for padding as for items).
 """
 from __future__ import annotations
 
@@ -49,95 +58,40 @@ import torch
 from torch import nn
 
 from ..data.split import Split
-from ..losses import in_batch_info_nce, sampled_bce
+from ..losses import in_batch_info_nce, sampled_bce, symmetric_info_nce
 from ..text.layers import slice_copy
-from ..text.prompts import attribute_prompt
+from ..text.mirm import (CUR_ITEM, FIELDS, MIRM_POOLINGS, item_attributes, mirm_examples,  # noqa: F401
+                         mirm_finetune, mirm_vectors, paper_prompts)
 from .base import SequentialRecommender, text_features
 from .blocks import CausalEncoder, training_windows
 from .sasrec import SASRec, item_table
 
 FUSIONS = ("post", "early", "none")
-FIELDS = ("all", "title", "no-description")
 
 
-def item_attributes(dataset, fields: str = "all") -> list[dict]:
-    """Each item's attributes for the MIRM prompt: "all" (every structured attribute the dataset has),
-    "title", or "no-description" (the prompt of the attributes -> description task)."""
-    if fields not in FIELDS:
-        raise ValueError(f"unknown fields {fields!r}; valid: {list(FIELDS)}")
-    it = dataset.items
-    col = lambda name: it[name].tolist() if name in it else [None] * len(it)
-    path = "categories" in it  # Amazon: genres = the category path below the root; MovieLens: genres
-    rows = []
-    for title, year, brand, genres, desc in zip(col("title"), col("year"), col("brand"), col("genres"), col("description")):
-        a = {"Title": title}
-        if fields != "title":
-            a |= {"Year": year, "Brand": brand, **({"Category": genres} if path else {"Genres": ", ".join(genres or [])})}
-            if fields == "all":
-                a["Description"] = desc
-        rows.append(a)
-    return rows
-
-
-def mirm_examples(split: Split, n_per_task: int = 128, history: int = 5, seed: int = 0) -> list[tuple[str, str]]:
-    """(prompt, answer) pairs for MIRM's LoRA fine-tune, from train data only: (a) attributes -> the item's
-    description, for items that have one; (b) a user's last ``history`` train items -> the next train item."""
-    ds, rng = split.dataset, np.random.default_rng(seed)
-    out = []
-    if "description" in ds.items:
-        desc = [" ".join(str(d).split()) for d in ds.items["description"]]
-        attrs = item_attributes(ds, "no-description")
-        have = np.flatnonzero([len(d) > 0 for d in desc])
-        for i in rng.choice(have, min(n_per_task, len(have)), replace=False):
-            out.append((attribute_prompt(attrs[i]) + "\nDescription:", " " + desc[i][:300]))
-    titles = ds.items["title"].tolist()
-    hist = [h for h in split.histories("train") if len(h) >= 2]
-    for j in rng.choice(len(hist), min(n_per_task, len(hist)), replace=False):
-        h = hist[j]
-        end = int(rng.integers(1, len(h)))
-        lines = "\n".join(f"- {titles[i]}" for i in h[max(0, end - history):end])
-        out.append((f"A user's items, in order:\n{lines}\nTheir next item:", " " + titles[h[end]]))
-    return out
-
-
-def mirm_finetune(split: Split, lm: str = "smollm2", n_per_task: int = 128, seed: int = 0, progress: bool = True,
-                  **lora):
-    """MIRM's LoRA fine-tune (``text.finetune``, cached) on ``mirm_examples(split, n_per_task, seed=seed)``."""
-    from ..text.finetune import finetune
-
-    return finetune(lm, mirm_examples(split, n_per_task, seed=seed), progress=progress, **lora)
-
-
-def mirm_vectors(split: Split, lm: str = "smollm2", fields: str = "all", finetuned=None, pooling: str = "mean",
-                 layer: int = 15, max_length: int = 64, device="auto", progress: bool = True) -> np.ndarray:
-    """MIRM's item vectors [n_items, H] (raw: ``text_features`` centres them): ``lm`` reads each item's
-    attribute prompt; ``finetuned``: the ``mirm_finetune`` result of ``lm`` to read with instead."""
-    from ..text import encode_items
-    from ..text.models import resolve
-
-    texts = [attribute_prompt(a) for a in item_attributes(split.dataset, fields)]
-    kw = dict(pooling=pooling, layer=layer, max_length=max_length, device=device, progress=progress)
-    if finetuned is None:
-        return encode_items(texts, lm, **kw)
-    if not finetuned.path:
-        raise ValueError("mirm_vectors: the fine-tune has no cached adapter to name its vectors by; run mirm_finetune with cache=True")
-    identity = f"{resolve(lm).identity}+{str(finetuned.path).rsplit('/', 1)[-1]}"
-    return encode_items(texts, lm=(finetuned.tokenizer, finetuned.model), identity=identity, **kw)
+ALIGN_LOSSES = ("symmetric", "one-way")
 
 
 class Molar(SequentialRecommender):
+    # stage "id" trains ``self.sasrec`` exactly as the standalone SASRec-BCE run of the same width and window (built
+    # first, same seeded trainer): the model store shares that run both ways (experiment._shared_stage)
+    shared_stage = ("id", "sasrec", "sasrec", {"loss_type": "bce"}, ("dim", "max_len"))
+
     def __init__(self, split: Split, encoder: str = "smollm2", item_z: np.ndarray | None = None,
                  encoder_kwargs: dict | None = None, lm=None, layers: tuple = (0, 1), fusion: str = "post",
-                 align_weight: float = 0.1, tau: float = 0.1, dim: int = 64, max_len: int = 20,
-                 dropout: float = 0.1, lm_lr: float = 1e-3, mirm_fields: str = "all", mirm_finetune: bool = False,
+                 align_weight: float = 0.1, tau: float = 0.1, align_loss: str = "symmetric", dim: int = 64,
+                 max_len: int = 20, dropout: float = 0.1, lm_lr: float = 1e-3, mirm_fields: str = "all",
+                 mirm_pooling: str = "mean", mirm_finetune: bool = False, seed: int = 0,
                  length_buckets: bool = True, id_model: SASRec | None = None):
         super().__init__(split, max_len)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; valid: {list(FUSIONS)}")
+        if align_loss not in ALIGN_LOSSES:
+            raise ValueError(f"unknown align_loss {align_loss!r}; valid: {list(ALIGN_LOSSES)}")
         if item_z is None:
             with torch.random.fork_rng(devices=[]):  # a (cached or not) fine-tune leaves the model's start unchanged
-                ft = mirm_finetune(split, encoder) if mirm_finetune else None
-                item_z = mirm_vectors(split, encoder, mirm_fields, ft, **(encoder_kwargs or {}))
+                ft = mirm_finetune(split, encoder, seed=seed) if mirm_finetune else None
+                item_z = mirm_vectors(split, encoder, mirm_fields, ft, mirm_pooling, **(encoder_kwargs or {}))
         z = text_features(split, item_z=item_z, center=True)
         if id_model is not None and (fusion != "post" or id_model.n_items != self.n_items
                                      or id_model.item_emb.embedding_dim != dim):
@@ -145,8 +99,9 @@ class Molar(SequentialRecommender):
         # built first: with the same seed, stage "id" reproduces the standalone `sasrec --set loss_type=bce`;
         # ``id_model``: an already fitted SASRec (copied, frozen) replaces stage "id"
         self.sasrec = None if fusion != "post" else copy.deepcopy(id_model) if id_model is not None else \
-            SASRec(split, dim, loss_type="bce")
+            SASRec(split, dim, max_len=max_len, loss_type="bce")
         self.fusion, self.align_weight, self.tau, self.lm_lr = fusion, align_weight, tau, lm_lr
+        self.align = symmetric_info_nce if align_loss == "symmetric" else in_batch_info_nce
         self.length_buckets = length_buckets
         self.stages = ("id", "content") if fusion == "post" and id_model is None else ("content",)
         self.register_buffer("z", torch.cat([torch.zeros(1, z.shape[1]), torch.from_numpy(z)]))  # row 0: padding
@@ -247,7 +202,7 @@ class Molar(SequentialRecommender):
         if self.fusion == "post" and self.align_weight > 0:
             with torch.no_grad():
                 u_id = self.sasrec.encode(seq[:, :-1])[:, -1]
-            loss = loss + self.align_weight * in_batch_info_nce(u[:, -1], u_id, self.tau)
+            loss = loss + self.align_weight * self.align(u[:, -1], u_id, self.tau)
         return loss
 
     def score_all(self, users, stage):

@@ -1,0 +1,118 @@
+"""Molar, second pass: the paper's loss and item encoding against ours, and the alignment weight, on validation
+(test is never read).
+
+    python benchmarks/molar_validation.py                          # every row below (about 1 h on 2 CPU cores, alone)
+    python benchmarks/molar_validation.py --only "lambda=0.3"      # some rows; rows already stored are kept
+    python benchmarks/molar_validation.py --table                  # print the stored table
+
+One change at a time from ``BASE``: the defaults of ``models/molar.py`` after the first pass (one pre-trained SmolLM2
+layer, its learning rate 1e-3, tau 0.1, ``benchmarks/molar_sweep.py``) with the paper's symmetric alignment loss
+(Eq. 4), lambda 0.1, base MIRM vectors (mean of layer 15), and the settings every row of the comparison shares:
+DUEG and the teacher read the same 20-item window, patience 20, at most 400 epochs, seed 2020. The teacher (stage
+"id", the project's SASRec-BCE on that window) is trained by the first row and loaded from the model store by the
+others (it is the same run). Rows:
+
+- lambda in {0.03, 0.1, 0.3, 1}: the alignment weight, measured (the first pass argued it);
+- "one-way loss": our first form, InfoNCE from the content side only;
+- "paper pooling": MIRM reads the paper's instruction prompt and the hidden state at its last token ([Cur_Item]),
+  last layer, instead of the mean of layer 15 over the attribute prompt;
+- "fine-tuned MIRM": the item vectors after MIRM's LoRA fine-tune (``mirm_finetune``, 128 examples per task,
+  the row's seed) instead of the base LM's.
+
+Each row goes through ``experiment.train_and_validate``; it is written to the evidence store's ``molar_validation``
+table as it finishes (a cut-off run keeps its rows) with the settings and the environment. Time it alone.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from llmrec_lite import evidence  # noqa: E402
+
+TABLE = "molar_validation"
+SEED = 2020
+DATASET = "amazon-scientific"
+BASE = dict(layers=[0, 1], lm_lr=1e-3, tau=0.1, align_weight=0.1, align_loss="symmetric", mirm_pooling="mean",
+            max_len=20)
+TRAIN = dict(epochs=400, patience=20)
+START = "lambda=0.1 (symmetric)"
+SETTINGS = {  # label: the one change from BASE, in the order they run
+    START: {},
+    "lambda=0.3": {"align_weight": 0.3},
+    "lambda=1": {"align_weight": 1.0},
+    "lambda=0.03": {"align_weight": 0.03},
+    "one-way loss": {"align_loss": "one-way"},
+    "paper pooling": {"mirm_pooling": "last"},
+    "fine-tuned MIRM": {"mirm_finetune": True},
+}
+
+
+def settings(label: str) -> dict:
+    if label not in SETTINGS:
+        raise SystemExit(f"unknown setting {label!r}; valid: {', '.join(SETTINGS)}")
+    return BASE | SETTINGS[label]
+
+
+def table(rows: list[dict]) -> str:
+    base = next((r["best_valid"] for r in rows if r["setting"] == START), None)
+    out = ["| setting | valid NDCG@10 | vs start | best epoch | epochs | s/epoch |", "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: list(SETTINGS).index(r["setting"]) if r["setting"] in SETTINGS else 99):
+        diff = "" if base is None or r["setting"] == START else f"{r['best_valid'] - base:+.4f}"
+        out.append(f"| {r['setting']} | {r['best_valid']:.4f} | {diff} | {r['best_epoch']} | {r['epochs']} | "
+                   f"{r['seconds_per_epoch']:.1f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", default=None, metavar="SETTING", help=f"some of: {', '.join(SETTINGS)}")
+    ap.add_argument("--table", action="store_true", help="print the stored table and stop")
+    args = ap.parse_args()
+    try:
+        rows = [r["row"] for r in evidence.rows(TABLE)]
+    except KeyError:  # nothing stored yet
+        rows = []
+    todo = [lab for lab in (args.only or list(SETTINGS))
+            if not any(r["setting"] == lab and r["overrides"] == settings(lab) for r in rows)]
+    if args.table or not todo:
+        print(table(rows))
+        return
+
+    from llmrec_lite.data import leave_one_out, load_dataset
+    from llmrec_lite.experiment import train_and_validate
+
+    split = leave_one_out(load_dataset(DATASET))
+    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+           "date": time.strftime("%Y-%m-%d")}
+    for lab in todo:
+        kw = settings(lab)
+        t = time.perf_counter()
+        _, _, rec = train_and_validate("molar", split, seed=SEED, progress=False,
+                                       **(kw | {"layers": tuple(kw["layers"])}), **TRAIN)
+        content = rec["stages"][-1]
+        row = {"setting": lab, "overrides": kw, "best_valid": rec["best_valid"], "best_epoch": content["best_epoch"],
+               "epochs": content["epochs"], "seconds_per_epoch": content["train_seconds"] / max(content["epochs"], 1),
+               "train_seconds": content["train_seconds"], "teacher": rec["stages"][0] if len(rec["stages"]) > 1 else None,
+               "threads": torch.get_num_threads()}
+        print(f"{lab:26s} valid NDCG@10 {row['best_valid']:.4f}  best epoch {row['best_epoch']:3d}  "
+              f"{row['seconds_per_epoch']:.1f} s/epoch  {time.perf_counter() - t:.0f} s", flush=True)
+        rows = [r for r in rows if r["setting"] != lab] + [row]
+        evidence.write([evidence.table_row(TABLE, lab, row, f"python benchmarks/molar_validation.py --only '{lab}'",
+                                           {"base": BASE | TRAIN | {"seed": SEED, "dataset": DATASET}},
+                                           env | {"threads": row["threads"],
+                                                  "cpu_seconds": rec["environment"].get("cpu_seconds"),
+                                                  "contended": rec["environment"].get("contended")})])
+    print(table(rows))
+    print(f"wrote {evidence.path()}")
+
+
+if __name__ == "__main__":
+    main()
