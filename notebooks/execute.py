@@ -211,7 +211,9 @@ DEFAULT_RUN = {
                           "amazon-pantry rows"),
     "02_llm_esr.ipynb": ("SASRec vs LLM-ESR with paired intervals, retrieval overlap, 100-negative protocol, latency",
                          "the five ablations, single-view scores, semantic drift, the SmolLM2 variant, five seeds"),
-    "03_pad.ipynb": ("everything (its default run still trains its sweeps)", "five seeds of PAD vs SASRec"),
+    "03_pad.ipynb": ("PAD's three stages on ml-100k (stage 1 = SASRec-BCE, loaded from the model store after notebook "
+                     "02), checked against their stored seed-2020 runs; the MMD toy, UMAP, alignment explorer",
+                     "the forgetting runs, the MMD-weight sweep, the stage-3 choices, ID+text concat, five seeds"),
     "04_molar.ipynb": ("everything (its default run still trains its fusion comparison)",
                        "the validation sweep, the ml-100k rows"),
     "05_bahe.ipynb": ("everything (its default run still trains its CTR comparison)", "–"),
