@@ -230,7 +230,8 @@ def contrasts(records: list[dict], datasets: list[str] | None = None) -> pd.Data
 
 # paper model (benchmark label) -> the baseline its seeds are paired with (benchmarks/seeds.py)
 SEED_BASELINE = {"llmesr": "sasrec-bce", "llmesr-alpha0": "sasrec-bce", "pad": "sasrec-bce", "id-text-concat": "sasrec-bce",
-                 "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-xavier-init": "sasrec-bce"}
+                 "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-xavier-init": "sasrec-bce",
+                 "molar": "molar-sasrec-bce", "molar-early": "molar-sasrec-bce", "molar-content": "molar-sasrec-bce"}
 
 
 def _value(r: dict, key: str) -> float:
@@ -264,16 +265,29 @@ def seed_summary(records: list[dict]) -> dict:
         for lab, base in SEED_BASELINE.items():
             if lab not in labels or base not in labels:
                 continue
-            common = sorted(set(labels[lab]) & set(labels[base]))
-            if len(common) < 2:
-                continue
-            gains[lab] = {"baseline": base, "seeds": common}
-            for key in ("all", "tail_items", "valid"):
-                d = np.array([_value(labels[lab][s], key) - _value(labels[base][s], key) for s in common])
-                half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-                p = float(stats.ttest_rel([_value(labels[lab][s], key) for s in common],
-                                          [_value(labels[base][s], key) for s in common]).pvalue) if d.std() > 0 else 0.0
-                gains[lab][key] = {"diff": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
-                                   "per_seed": d.tolist(), "p": p, "exceeds_spread": bool(d.mean() - half > 0 or d.mean() + half < 0)}
+            g = _paired_over_seeds(labels[lab], labels[base])
+            if g is not None:
+                gains[lab] = {"baseline": base} | g
         out[ds] = {"models": models, "gains": gains}
     return out
+
+
+def _paired_over_seeds(runs: dict, base_runs: dict) -> dict | None:
+    """Paired difference seed by seed ({seed: record} each): per key the mean, 95% t-interval, p and whether the
+    interval excludes 0; None under two common seeds."""
+    import numpy as np
+    from scipy import stats
+
+    common = sorted(set(runs) & set(base_runs))
+    if len(common) < 2:
+        return None
+    out = {"seeds": common}
+    for key in ("all", "tail_items", "valid"):
+        a, b = np.array([_value(runs[s], key) for s in common]), np.array([_value(base_runs[s], key) for s in common])
+        d = a - b
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        p = float(stats.ttest_rel(a, b).pvalue) if d.std() > 0 else 0.0
+        out[key] = {"diff": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
+                    "per_seed": d.tolist(), "p": p, "exceeds_spread": bool(d.mean() - half > 0 or d.mean() + half < 0)}
+    return out
+

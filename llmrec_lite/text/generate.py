@@ -60,3 +60,79 @@ def generate(prompts, model: str = "smollm2", system: str | None = None, max_new
         save_json({"model": ident, "system": system, "max_new_tokens": max_new_tokens,
                    "prompts": prompts, "outputs": outputs}, path)
     return outputs
+
+
+def row_key(prompt: str, ident: str, system: str | None, max_new_tokens: int, dtype: str, chat: bool) -> str:
+    """The cache key of one generation: the exact prompt with everything that decides its greedy output."""
+    return cache_key(model=ident, system=system, max_new_tokens=max_new_tokens, dtype=dtype, decoding="greedy",
+                     chat=chat, prompt=prompt)
+
+
+def read_rows(path) -> dict[str, str]:
+    """{key: output} of a per-row generation file (JSONL). A line a cut-off write left unfinished is skipped, and
+    said in one line."""
+    from pathlib import Path
+
+    p, out, bad = Path(path), {}, 0
+    if not p.is_file():
+        return out
+    for line in p.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            out[r["key"]] = r["output"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            bad += 1
+    if bad:
+        print(f"{p.name}: {bad} unfinished line(s) skipped (a cut-off write); those rows are generated again")
+    return out
+
+
+def generate_rows(prompts, path, model: str = "smollm2", system: str | None = None, max_new_tokens: int = 64,
+                  batch_size: int = 8, device="auto", dtype: str | None = None, lm=None, identity: str | None = None,
+                  chat: bool = True, seed: int = 0, limit: int | None = None, progress: bool = True,
+                  extra: list[dict] | None = None) -> list[str | None]:
+    """Greedy completions kept one JSONL line per prompt in ``path`` ({"key", "output"} + that prompt's ``extra``
+    fields, e.g. its data row), each keyed by ``row_key`` (the exact prompt, the model or adapter identity, the
+    system prompt, dtype and decoding settings). Rows already in the file are read back. The missing ones are
+    generated in a seeded random order, batch by batch, and each batch is appended and flushed as it finishes:
+    a run that is cut off keeps every finished row, the next run generates only the rest, and any prefix of the
+    work is a random sample of the rows. ``limit``: generate at most this many new rows in this call. Returns the
+    outputs in prompt order; rows not generated yet are None."""
+    import os
+    from pathlib import Path
+
+    import numpy as np
+
+    prompts = [str(p) for p in prompts]
+    spec, name, ident, dev, dtype = models.where(model, lm, identity, device, dtype, True, "generating")
+    if spec is not None and not spec.causal:
+        raise ValueError(f"{model!r} is not a causal LLM; use 'smollm2' or a *ForCausalLM model")
+    keys = [row_key(p, ident, system, max_new_tokens, dtype, chat) for p in prompts]
+    done = read_rows(path)
+    todo = [i for i in np.random.default_rng(seed).permutation(len(prompts)) if keys[i] not in done]
+    seen, uniq = set(), []  # a prompt given twice is generated once
+    for i in todo:
+        if keys[i] not in seen:
+            seen.add(keys[i])
+            uniq.append(int(i))
+    todo = uniq[:limit] if limit is not None else uniq
+    if todo:
+        tok, lm = models.load(spec, str(dev), dtype) if lm is None else lm
+        tok.padding_side = "left"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f, torch.inference_mode():
+            for s in tqdm(range(0, len(todo), batch_size), desc=f"generate {name}", disable=not progress, leave=False):
+                idx = todo[s:s + batch_size]
+                batch = [prompts[i] for i in idx]
+                texts = chat_inputs(tok, batch, system) if chat else [(system + "\n\n" if system else "") + p for p in batch]
+                enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+                gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+                outs = [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+                for i, o in zip(idx, outs):
+                    done[keys[i]] = o
+                    f.write(json.dumps({"key": keys[i], "output": o, **(extra[i] if extra else {})}, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+    return [done.get(k) for k in keys]
