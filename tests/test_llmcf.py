@@ -81,15 +81,26 @@ def test_a_short_history_is_a_hub_under_dot_only(setup):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 8])
-def test_random_retrieval_keeps_balance_and_excludes_the_user(setup, k):
+def test_random_retrieval_varies_per_row_keeps_balance_and_excludes_the_user(setup, k):
     view, pool, item_z = setup
     ctx = ctx_for(view, pool, item_z, retrieval="random", k=k)
     users = torch.arange(view.n_users)
-    idx = ctx.retrieve(users, torch.zeros(len(users), 8), None)
-    lab, own = ctx.p_label[idx], ctx.p_user[idx] == users[:, None]
-    assert idx.shape == (len(users), k) and not own.any()
-    assert (lab.sum(1) == (k + 1) // 2).all()
-    assert torch.equal(idx, ctx.retrieve(users, torch.randn(len(users), 8), None))  # fixed per user
+    for mode in ("train", "eval"):
+        getattr(ctx, mode)()
+        idx = ctx.retrieve(users, torch.zeros(len(users), 8), None)
+        lab, own = ctx.p_label[idx], ctx.p_user[idx] == users[:, None]
+        assert idx.shape == (len(users), k) and not own.any()     # never the query's own user's rows
+        assert (lab.sum(1) == (k + 1) // 2).all()                 # the label balance of similar retrieval
+    # evaluation: one fixed draw per user (one query each); training: drawn afresh for every query row, so rows
+    # of the same user do not share one set of examples (which would act as a user ID)
+    assert torch.equal(idx, ctx.retrieve(users, torch.randn(len(users), 8), None))
+    ctx.train()
+    same_user = torch.zeros(50, dtype=torch.long)
+    rows = ctx.retrieve(same_user, torch.zeros(50, 8), None)
+    assert len({tuple(r.tolist()) for r in rows}) > 25 and not (ctx.p_user[rows] == 0).any()
+    # the pool holds train rows only: no validation or test target can be retrieved
+    train_pairs = set(zip(view.part("train")["user"], view.part("train")["item"]))
+    assert all((int(u), int(i)) in train_pairs for u, i in zip(ctx.p_user[rows].flatten(), ctx.p_item[rows].flatten()))
 
 
 def test_pool_too_small_is_a_clear_error(setup):

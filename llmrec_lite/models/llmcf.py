@@ -8,14 +8,17 @@ For a query q (user u, history h, target t; t unknown when ranking every item):
   z̄_h = their mean over a history;
       score(q, p) = 0.5 <z̄_hq, z̄_hp> + 0.5 <z_tq, z_tp>      (CTR; SASRec: history only, as the official code)
   the top ceil(K/2) positive and floor(K/2) negative rows of P, never a row of the query's own user (so
-  never the example itself nor anything of its future), least similar first. ``retrieval="random"``: a
-  fixed seeded random order per user instead of the score, same label balance.
+  never the example itself nor anything of its future), least similar first. ``retrieval="random"``: random
+  rows instead of the score, drawn afresh for every query row in training (a fixed set per user would act as a
+  user ID), a fixed seeded draw per user at evaluation (one query per user and stage); same label balance and
+  the same exclusions.
   Tokens (dim d), M = text map (shared by item text, history text and CoT), E = the backbone's item IDs:
       F(x) = MLP_f([e_u; s(h); M z̄_h; E_t; M z_t])   s(h): SASRec's own encoder state / DIN's mean of E over h
       C_p = M c_p (c_p = MiniLM(CoT_p), unit),  L_p = E_label[y_p]
   the query's target is the padding item when ranking (E_0 = 0, M 0), "to avoid data leakage" (official).
   ICT: a LLaMA decoder (``transformers.LlamaModel``: RMSNorm, RoPE, SwiGLU, causal, no dropout; 2 layers,
-  2 heads, FFN 2/3 x 4d rounded up to 32, as the official ``transformer_decoder.py``) over
+  2 heads, FFN 2/3 x 2d rounded up to 32: the official ``transformer_decoder.py`` with ``dim_feedforward = 2d``
+  from ``models/base.py``) over
       [F_1, C_1, L_1, ..., F_K, C_K, L_K, F_q]            w = its state at F_q
   Fusion: SASRec  s(u, i) = (h_u + 0.1 w) · E_i          (official additive, full ranking)
           DIN     p = sigmoid(MLP([v_u; E_t; v_u * E_t; w]))   (official: w concatenated into the DNN input)
@@ -70,7 +73,7 @@ def mlp(sizes) -> nn.Sequential:
 def ict_decoder(dim: int, n_layers: int = 2, n_heads: int = 2) -> nn.Module:
     from transformers import LlamaConfig, LlamaModel
 
-    ffn = 32 * math.ceil(int(2 * 4 * dim / 3) / 32)  # official: hidden 2/3 of 4d, multiple of 32
+    ffn = 32 * math.ceil(int(2 * 2 * dim / 3) / 32)  # official: dim_feedforward = 2d, SwiGLU hidden 2/3 of it, x32
     cfg = LlamaConfig(vocab_size=1, hidden_size=dim, intermediate_size=ffn, num_hidden_layers=n_layers,
                       num_attention_heads=n_heads, num_key_value_heads=n_heads, max_position_embeddings=128,
                       rms_norm_eps=1e-5, attention_dropout=0.0, use_cache=False,
@@ -134,8 +137,8 @@ class InContext(nn.Module):
 
     def retrieve(self, users: torch.Tensor, hist_text: torch.Tensor, item: torch.Tensor | None) -> torch.Tensor:
         """[R] users, [R, d_text] query history texts, [R] target ids (or None) -> [R, K] pool rows."""
-        if self.retrieval == "random":
-            s = self.p_random[users]
+        if self.retrieval == "random":  # per row in training; seeded per user (one query each) at evaluation
+            s = torch.rand(len(users), self.p_random.shape[1], device=users.device) if self.training else self.p_random[users]
         else:
             s = self.history_scores(hist_text)
             if item is not None and self.target_similarity:
