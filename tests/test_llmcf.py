@@ -173,7 +173,7 @@ def test_sasrec_wrapper_is_sasrec_plus_w_and_ignores_the_users_own_pool_rows(set
     split = leave_one_out(synth)
     torch.manual_seed(3)
     m = LLMCFSASRec(split, pool=pool, item_z=item_z, fusion=0.0).eval()
-    base = SASRec(split)
+    base = SASRec(split, max_len=20)   # LLM-CF reads the pool rows' 20-item window
     base.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("ctx.")})
     base.eval()
     users = torch.arange(split.n_users)
@@ -366,3 +366,15 @@ def test_ctr_user_example_compares_with_the_backbone(setup):
     assert (pool.rows.iloc[m.last_retrieved[0].numpy()]["user"] != u).all()
     with pytest.raises(ValueError, match="no test rows"):
         ctr_user_example(m, din, pool, view, 10_000)
+
+
+def test_without_the_ict_user_embedding_the_tokens_carry_no_user_identity(setup):
+    """ict_user=False: the feature token F has no e_u, so two users with the same history, state and target get the
+    same token (the backbone SASRec has no user input either); with it, they differ."""
+    view, pool, item_z = setup
+    for ict_user, differ in ((True, True), (False, False)):
+        ctx = ctx_for(view, pool, item_z, ict_user=ict_user)
+        state, text, vec = torch.randn(1, 16).repeat(2, 1), torch.randn(1, 8).repeat(2, 1), torch.randn(1, 16).repeat(2, 1)
+        tok = ctx.tokens(torch.tensor([0, 1]), state, text, vec, text)
+        assert (not torch.allclose(tok[0], tok[1])) == differ
+        assert (ctx.user_emb is not None) == ict_user

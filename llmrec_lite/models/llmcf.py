@@ -27,6 +27,11 @@ For a query q (user u, history h, target t; t unknown when ranking every item):
   lambda = 0 with SASRec, 1.0 with DIN (the official configs). ``cot=False`` (the official ``wocot``):
   [F_k, L_k] only, no reconstruction. ``k=0``: the ICT reads F_q alone, the same parameters and fusion without any
   example — the control that separates what the examples bring from what the extra user tower brings.
+  ``ict_user=False`` drops e_u from F (official: it is there): the backbone SASRec has no user embedding, so
+  "+ICT" against it mixes the examples with a user identity; without e_u the two compare on the same inputs.
+  SASRec + ICT reads a 20-item window (``max_len``), the pool rows' history length, so that a query and the
+  examples it retrieves are summarised over the same span (the project's SASRec reads 50: the backbone row of
+  the comparison is SASRec with ``max_len=20``).
 
 Sizes (official configs): SASRec d = 64, M and MLP_f one Linear; DIN d = 32, M 384-256-32, MLP_f 160-128-32
 (ReLU between). Deviations, named: MiniLM (384-d) instead of BGE (768-d); retrieval excludes the query's
@@ -87,8 +92,9 @@ class InContext(nn.Module):
     def __init__(self, split, pool: CoTPool, dim: int, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  target_similarity: bool = True, map_hidden: tuple = (), feat_hidden: tuple = (),
                  encoder: str = "minilm", item_z: np.ndarray | None = None, retrieval_seed: int = 0,
-                 similarity: str = "dot"):
+                 similarity: str = "dot", ict_user: bool = True):
         super().__init__()
+        self.ict_user = ict_user
         if retrieval not in RETRIEVALS:
             raise ValueError(f"unknown retrieval {retrieval!r}; valid: {list(RETRIEVALS)}")
         if similarity not in SIMILARITIES:
@@ -115,11 +121,11 @@ class InContext(nn.Module):
         g = torch.Generator().manual_seed(retrieval_seed)
         self.register_buffer("p_random", torch.rand(split.n_users, len(a["user"]), generator=g), persistent=False)
         dt = z.shape[1]
-        self.user_emb = nn.Embedding(split.n_users, dim)
+        self.user_emb = nn.Embedding(split.n_users, dim) if ict_user else None
         self.text_map = mlp([dt, *map_hidden, dim])
         dc = pool.cot_z.shape[1]  # CoT and item texts from one encoder (MiniLM) share M, as the official BGE map
         self.cot_map = self.text_map if dc == dt else mlp([dc, *map_hidden, dim])
-        self.feature = mlp([5 * dim, *feat_hidden, dim])
+        self.feature = mlp([(5 if ict_user else 4) * dim, *feat_hidden, dim])
         self.label_emb = nn.Embedding(2, dim)
         self.decoder = ict_decoder(dim)
         self.reconstruct = mlp([dim, *reversed(map_hidden), pool.cot_z.shape[1]])
@@ -150,7 +156,8 @@ class InContext(nn.Module):
         return idx.gather(1, score.argsort(dim=1, stable=True))  # least similar first, the closest next to the query
 
     def tokens(self, users, state, hist_text, item_vec, item_text) -> torch.Tensor:
-        return self.feature(torch.cat([self.user_emb(users), state, self.text_map(hist_text), item_vec,
+        user = [self.user_emb(users)] if self.ict_user else []
+        return self.feature(torch.cat([*user, state, self.text_map(hist_text), item_vec,
                                        self.text_map(item_text)], -1))
 
     def forward(self, users, state, hist_text, item, item_vec, pool_state, pool_item_vec):
@@ -182,15 +189,16 @@ class LLMCFSASRec(SASRec):
     def __init__(self, split, pool: CoTPool | None = None, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  recon_weight: float = 0.0, fusion: float = 0.1, dim: int = 64, encoder: str = "minilm",
                  item_z: np.ndarray | None = None, pool_size: int = 400, recgen: str = "mixed", ict_share: float = 1.0,
-                 n_layers: int = 2, n_heads: int = 2, max_len: int = 50, dropout: float = 0.2, loss_type: str = "ce",
-                 init: str = INIT, similarity: str = "dot"):
+                 n_layers: int = 2, n_heads: int = 2, max_len: int = 20, dropout: float = 0.2, loss_type: str = "ce",
+                 init: str = INIT, similarity: str = "dot", ict_user: bool = True):
         super().__init__(split, dim, n_layers, n_heads, max_len, dropout, loss_type, init)  # the backbone, as sasrec
         if not 0 < ict_share <= 1:
             raise ValueError(f"ict_share is the share of training positions sent through the ICT, in (0, 1]; got {ict_share}")
         self.recon_weight, self.fusion, self.ict_share = recon_weight, fusion, ict_share
         z = text_features(split, encoder, item_z)  # a bad item table fails before any LLM work
         pool = pool if pool is not None else default_pool(split.dataset, pool_size, recgen)
-        self.ctx = InContext(split, pool, dim, k, retrieval, cot, target_similarity=False, item_z=z, similarity=similarity)
+        self.ctx = InContext(split, pool, dim, k, retrieval, cot, target_similarity=False, item_z=z, similarity=similarity,
+                             ict_user=ict_user)
         self.last_retrieved = None
 
     def pool_state(self, hist: torch.Tensor) -> torch.Tensor:
@@ -241,13 +249,13 @@ class LLMCFDIN(DIN):
     def __init__(self, split, pool: CoTPool | None = None, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  recon_weight: float = 1.0, dim: int = 32, encoder: str = "minilm", item_z: np.ndarray | None = None,
                  pool_size: int = 400, recgen: str = "mixed", att_hidden: tuple = (80, 40), hidden: tuple = (200, 80),
-                 dropout: float = 0.0, similarity: str = "dot", user_field: bool = False):
+                 dropout: float = 0.0, similarity: str = "dot", user_field: bool = False, ict_user: bool = True):
         super().__init__(split, dim, att_hidden, hidden, dropout, extra_dim=dim, user_field=user_field)  # din + w
         self.recon_weight = recon_weight
         z = text_features(split, encoder, item_z)  # a bad item table fails before any LLM work
         pool = pool if pool is not None else default_pool(split.dataset, pool_size, recgen)
         self.ctx = InContext(split, pool, dim, k, retrieval, cot, map_hidden=(256,), feat_hidden=(128,), item_z=z,
-                             similarity=similarity)
+                             similarity=similarity, ict_user=ict_user)
         self.last_retrieved, self._recon = None, None
 
     def mean_item(self, hist: torch.Tensor) -> torch.Tensor:
