@@ -378,3 +378,22 @@ def test_without_the_ict_user_embedding_the_tokens_carry_no_user_identity(setup)
         tok = ctx.tokens(torch.tensor([0, 1]), state, text, vec, text)
         assert (not torch.allclose(tok[0], tok[1])) == differ
         assert (ctx.user_emb is not None) == ict_user
+
+
+def test_a_resumable_pool_is_its_finished_rows_and_grows_without_redoing_them(synth, tmp_path, monkeypatch):
+    """rows_path: a cut-off generation leaves a pool of the rows it finished (a seeded random subset of the sample);
+    the next call generates only the rest; the prompt carries the official fourth point (variety)."""
+    view = ctr_view(synth, max_history=6)
+    tiny = make_tiny_llama(synth.item_texts)
+    kw = dict(n=12, lm=tiny, identity="tiny-test", max_new_tokens=4, batch_size=4, cache_dir=tmp_path, progress=False,
+              rows_path=tmp_path / "pool.jsonl")
+    part = build_pool(view, limit=5, **kw)
+    assert len(part.rows) == 5 and len(open(kw["rows_path"]).read().splitlines()) == 5
+    assert all("variety" in p for p in part.rows["prompt"])
+    calls = []
+    real = tiny[1].generate
+    monkeypatch.setattr(tiny[1], "generate", lambda **k: calls.append(len(k["input_ids"])) or real(**k))
+    whole = build_pool(view, **kw)
+    assert len(whole.rows) == 12 and sum(calls) == 7                      # only the seven missing rows
+    keep = whole.rows.set_index(["user", "item"])["cot"]
+    assert all(keep[(u, i)] == c for u, i, c in zip(part.rows["user"], part.rows["item"], part.rows["cot"]))

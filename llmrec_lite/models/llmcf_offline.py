@@ -14,9 +14,12 @@ candidate? Yes / No" prompts built from TRAIN rows only, in the model's chat for
 cannot be downloaded here). ``general_ability`` / ``rec_ability`` measure what the fine-tune keeps and learns.
 
 CoT (official ``generate/llama2_generate.py``): the LLM is told the user's history, the target item and the
-user's TRUE decision, and explains it step by step (summarise the taste, describe the item, say how they
-match). Official: beam search with sampling, 3 candidates scored by a heuristic, 256 new tokens; here greedy,
-``max_new_tokens`` (CPU cost), one candidate. Embedded with MiniLM (official: a BGE model), unit vectors.
+user's TRUE decision, and explains it step by step: summarise the taste, describe the item, say how they
+match, reflect on the user's wish for variety (the official prompt's four points). Official: beam search with
+sampling, 3 candidates scored by a heuristic, 256 new tokens; here greedy, ``max_new_tokens``, one candidate.
+``rows_path``: the pool's generations kept one JSONL line per row (``text.generate.generate_rows``): a cut-off run
+keeps every finished row, the next generates only the rest, in a seeded order, and the pool is the finished rows
+(any prefix of the work is a random sample of the chosen rows). Embedded with MiniLM (official: a BGE model), unit vectors.
 The pool is a seeded uniform sample of the CTR view's train rows (official: 10% of the training data).
 """
 from __future__ import annotations
@@ -60,7 +63,8 @@ def cot_prompt(names, history, history_label, item, label, max_items: int = 10) 
     return (f"A user rated these movies, oldest first:\n{history_lines(names, history, history_label, max_items)}\n"
             f"Target movie: {names[item]}.\nThe user's decision: the user {decision} the target movie.\n"
             "Explain the decision step by step: 1. summarise the user's taste from the history; "
-            "2. describe the target movie; 3. say how well the movie matches that taste.")
+            "2. describe the target movie; 3. say how well the movie matches that taste; "
+            "4. reflect on whether the user may want variety, a movie unlike the usual ones.")
 
 
 def chat(tok, prompts) -> list[str]:
@@ -184,7 +188,7 @@ def sample_rows(view, n: int, seed: int = 0) -> pd.DataFrame:
 
 def build_pool(view, n: int = 400, lm="smollm2", identity: str | None = None, max_new_tokens: int = 64,
                batch_size: int = 8, seed: int = 0, embedder: str = "minilm", cache: bool = True, cache_dir=None,
-               progress: bool = True) -> CoTPool:
+               progress: bool = True, rows_path=None, limit: int | None = None) -> CoTPool:
     """Generate a CoT for ``n`` sampled train rows with ``lm`` (a name, or a (tokenizer, model) pair named
     by ``identity``, e.g. RecGen's adapter path), embed it, and write the pool as JSONL (one row per line:
     the row, its prompt and its CoT) beside the cached generations."""
@@ -196,8 +200,16 @@ def build_pool(view, n: int = 400, lm="smollm2", identity: str | None = None, ma
     rows["prompt"] = [cot_prompt(names, h, hl, i, y) for h, hl, i, y in
                       zip(rows["history"], rows["history_label"], rows["item"], rows["label"])]
     kw = dict(model=lm) if isinstance(lm, str) else dict(lm=lm, identity=identity)
-    rows["cot"] = generate(list(rows["prompt"]), system=SYSTEM, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                           cache=cache, cache_dir=cache_dir, progress=progress, **kw)
+    if rows_path is not None:  # resumable, one line per finished row; the pool is what is finished
+        from ..text.generate import generate_rows
+
+        extra = [{"user": int(u), "item": int(i), "label": int(y)} for u, i, y in zip(rows["user"], rows["item"], rows["label"])]
+        rows["cot"] = generate_rows(list(rows["prompt"]), rows_path, system=SYSTEM, max_new_tokens=max_new_tokens,
+                                    batch_size=batch_size, seed=seed, limit=limit, progress=progress, extra=extra, **kw)
+        rows = rows[rows["cot"].notna()].reset_index(drop=True)
+    else:
+        rows["cot"] = generate(list(rows["prompt"]), system=SYSTEM, max_new_tokens=max_new_tokens,
+                               batch_size=batch_size, cache=cache, cache_dir=cache_dir, progress=progress, **kw)
     texts = [c if c.strip() else "(empty)" for c in rows["cot"]]
     cot_z = encode_items(texts, embedder, cache=cache, cache_dir=cache_dir, progress=False)
     path = None
