@@ -338,3 +338,23 @@ def test_tables_from_one_pass_equal_separate_passes_and_are_cached(setup, tmp_pa
         hook.remove()
     assert calls == []  # both tables came from the cache
     assert torch.allclose(m.atoms[1:], torch.from_numpy(both["mean"])) and torch.allclose(m.sink, torch.from_numpy(both["first"]).mean(0))
+
+
+def test_bahes_pooling_never_changes_the_token_level_baselines_inputs(setup):
+    """Token level reads only its target from a table, pooled by its own target_pooling: BAHE's pooling setting
+    builds the very same baseline (every tensor equal); its own target_pooling does change the target table."""
+    view, pair = setup
+    built = {}
+    for pooling in ("mean", "mean_skip_first"):
+        torch.manual_seed(1)
+        built[pooling] = BAHE(view, lm=pair, encoding="token", pooling=pooling, **KW).state_dict()
+    a, b = built["mean"], built["mean_skip_first"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    torch.manual_seed(1)
+    own = BAHE(view, lm=pair, encoding="token", target_pooling="mean_skip_first", **KW).state_dict()
+    assert not torch.equal(own["atoms"], a["atoms"])
+    torch.manual_seed(1)   # BAHE itself still reads its pooling
+    bahe_skip = BAHE(view, lm=pair, encoding="atomic", pooling="mean_skip_first", sink=False, **KW).state_dict()
+    assert torch.equal(bahe_skip["atoms"], own["atoms"])
+    with pytest.raises(ValueError, match="unknown target_pooling 'last'"):
+        BAHE(view, lm=pair, encoding="token", target_pooling="last", **KW)

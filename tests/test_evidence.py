@@ -61,7 +61,9 @@ def test_errors_name_the_file_and_the_fix(tmp_path):
 
 def test_the_repository_store_has_every_table_the_notebooks_read():
     tables = {r["table"] for r in evidence.read()}
-    assert {"runs", "molar_sweep", "bahe_cost", "cost_growth", "lm_cost", "reference"} <= tables
+    assert {"runs", "molar_sweep", "molar_validation", "bahe_cost", "cost_growth", "lm_cost", "reference"} <= tables
+    assert {"01_probes", "01_probe_intervals", "02_ablation_gaps", "03_forgetting", "03_mmd_weight", "03_stage3",
+            "03_concat"} <= tables                                    # what the default runs of 01-03 read
     runs = evidence.runs()
     idents = [evidence.identity(r) for r in runs]
     assert len(idents) == len(set(idents))                       # one record per (label, dataset, split, seed)

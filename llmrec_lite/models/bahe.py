@@ -36,8 +36,10 @@ Token-level baseline (``encoding="token"``, what BAHE replaces): the same frozen
 head, with the same initial weights for the same seed, but the N sequences are the concatenated behaviour
 tokens tok(a_n1) + .. + tok(a_nM) (each cut at K), run through LLM_low and LLM_high at every step:
         Q_u^n = LastState( LLM_high(LLM_low(tok(a_n1) ++ .. ++ tok(a_nM))) )
-The target item's vector is the table's row in both, so the one difference is where the behaviours are
-encoded: once per behaviour (BAHE), or inside every sequence that holds them (token level). Cost per
+The target item's vector is a row of a lower-layer table in both: BAHE's own table (``pooling``); for token level
+a table pooled by ``target_pooling`` (default the paper's plain mean; its own validation chooses, notebook 05), so
+that BAHE's pooling choice never changes the baseline's inputs (``pooling`` is not read by token level). The one
+difference is where the behaviours are encoded: once per behaviour (BAHE), or inside every sequence that holds them (token level). Cost per
 sequence: BAHE O(L_high M^2 H + L_high M H^2) online; token level O((L_low + L_high)((MK)^2 H + MK H^2)). Both
 read only real positions: a batch's sequences are compacted (padding removed) and, token level, run in four
 buckets of similar length, so a short sequence does not pay for the batch's longest (half the time at M = 20).
@@ -84,10 +86,11 @@ class BAHE(CTRRecommender):
                  upper_layers: int = 2, tokens: int = 16, sequences: str = "label", atomic: str = "lm",
                  dim: int = 64, hidden: tuple = (200, 80), dropout: float = 0.1, lm_lr: float = 1e-4,
                  lm=None, identity: str | None = None, atomic_seed: int = 0, item_z: np.ndarray | None = None,
-                 pooling: str = "mean", sink: bool = True):
+                 pooling: str = "mean", sink: bool = True, target_pooling: str = "mean"):
         super().__init__(split)
         for name, value, valid in (("encoding", encoding, ENCODINGS), ("sequences", sequences, SEQUENCES),
-                                   ("atomic", atomic, ATOMIC), ("pooling", pooling, POOLINGS)):
+                                   ("atomic", atomic, ATOMIC), ("pooling", pooling, POOLINGS),
+                                   ("target_pooling", target_pooling, POOLINGS)):
             if value not in valid:
                 raise ValueError(f"unknown {name} {value!r}; valid: {list(valid)}")
         if atomic == "random" and encoding == "token":
@@ -108,9 +111,12 @@ class BAHE(CTRRecommender):
         self.eval_batch_size = 32 if encoding == "token" else 512  # token level: every row runs all the layers
         self.length_buckets = 4 if encoding == "token" else 1  # token level: 2x faster at M = 20; BAHE: no gain
         texts = split.dataset.item_texts
-        want = ([] if given is not None else [pooling]) + (["first"] if sink and encoding == "atomic" else [])
+        # BAHE reads its behaviours and its target from one table (``pooling``); token level reads only its target
+        # from a table, pooled by its own ``target_pooling``: BAHE's pooling choice never moves the baseline
+        own = pooling if encoding == "atomic" else target_pooling
+        want = ([] if given is not None else [own]) + (["first"] if sink and encoding == "atomic" else [])
         tables = self.behaviour_tables(texts, encoder, lm, identity, split_layer, tokens, want) if want else {}
-        table = tables[pooling] if given is None else given
+        table = tables[own] if given is None else given
         if table.shape[1] != pair[1].config.hidden_size:
             raise ValueError(f"item_z has {table.shape[1]} columns; the upper layers read {pair[1].config.hidden_size} "
                              f"(the LM's hidden size at layer {split_layer})")
