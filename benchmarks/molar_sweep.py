@@ -55,12 +55,14 @@ def settings(label: str) -> dict:
     return BASE | SETTINGS[label]
 
 
-def table(rows: list[dict]) -> str:
-    """Markdown: each setting's validation NDCG@10 and its difference from the starting setting."""
-    base = next((r["best_valid"] for r in rows if r["setting"] == START), None)
+def table(rows: list[dict], settings: dict | None = None, start: str | None = None) -> str:
+    """Markdown: each setting's validation NDCG@10 and its difference from the starting setting (``settings`` /
+    ``start``: another sweep's, e.g. molar_validation.py's)."""
+    order, first = list(settings or SETTINGS), start or START
+    base = next((r["best_valid"] for r in rows if r["setting"] == first), None)
     out = ["| setting | valid NDCG@10 | vs start | best epoch | epochs | s/epoch |", "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: list(SETTINGS).index(r["setting"]) if r["setting"] in SETTINGS else 99):
-        diff = "" if base is None or r["setting"] == START else f"{r['best_valid'] - base:+.4f}"
+    for r in sorted(rows, key=lambda r: order.index(r["setting"]) if r["setting"] in order else 99):
+        diff = "" if base is None or r["setting"] == first else f"{r['best_valid'] - base:+.4f}"
         out.append(f"| {r['setting']} | {r['best_valid']:.4f} | {diff} | {r['best_epoch']} | {r['epochs']} | "
                    f"{r['seconds_per_epoch']:.1f} |")
     return "\n".join(out)

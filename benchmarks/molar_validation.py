@@ -62,13 +62,9 @@ def settings(label: str) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    base = next((r["best_valid"] for r in rows if r["setting"] == START), None)
-    out = ["| setting | valid NDCG@10 | vs start | best epoch | epochs | s/epoch |", "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=lambda r: list(SETTINGS).index(r["setting"]) if r["setting"] in SETTINGS else 99):
-        diff = "" if base is None or r["setting"] == START else f"{r['best_valid'] - base:+.4f}"
-        out.append(f"| {r['setting']} | {r['best_valid']:.4f} | {diff} | {r['best_epoch']} | {r['epochs']} | "
-                   f"{r['seconds_per_epoch']:.1f} |")
-    return "\n".join(out)
+    from molar_sweep import table as sweep_table  # the same markdown, this sweep's rows
+
+    return sweep_table(rows, SETTINGS, START)
 
 
 def main() -> None:
