@@ -33,7 +33,9 @@ def main() -> None:
     ap.add_argument("--split-layer", type=int, default=4)
     ap.add_argument("--upper-layers", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=16)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5, help="at least this many timed steps per encoding")
+    ap.add_argument("--min-seconds", type=float, default=20.0,
+                    help="and more until they add up to this (a fast BAHE step gets many repetitions)")
     ap.add_argument("--users", type=int, default=400, help="users sampled per dataset (cost depends on M, not on users)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu")
@@ -57,14 +59,17 @@ def main() -> None:
             ds = ds.sample_users(args.users, seed=0)
         for m in args.histories:
             try:
-                row = {"dataset": name} | measure_encodings(ctr_view(ds, max_history=m), args.batch, args.reps, device, **kw)
+                row = {"dataset": name} | measure_encodings(ctr_view(ds, max_history=m), args.batch, args.reps, device,
+                                                         min_seconds=args.min_seconds, **kw)
             except ValueError as e:
                 print(f"{name}, history {m}: skipped ({e})", flush=True)
                 continue
             rows.append(row)
             print(" | ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
     cols = ["dataset", "history", "tokens per behaviour", "token s/step", "atomic s/step", "speed-up", "predicted speed-up",
-            "token peak MB", "atomic peak MB", "memory ratio", "token ms/example", "atomic ms/example"]
+            "speed-up low", "speed-up high", "steps timed", "token step MB", "atomic step MB", "memory ratio",
+            "token total MB", "atomic total MB", "total memory ratio", "token ms/example", "atomic ms/example",
+            "table build s", "items"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")

@@ -62,20 +62,26 @@ def peak_memory_mb(fn, device="cpu") -> float:
     return peak / 2 ** 20
 
 
-def measure(fn, device="cpu", reps: int = 3, warmup: int = 1) -> tuple[float, float]:
-    """(median seconds per call over ``reps`` calls after ``warmup``, peak MB of one call)."""
+def measure_times(fn, device="cpu", reps: int = 3, warmup: int = 1, min_seconds: float = 0.0) -> list[float]:
+    """Seconds of each timed call of ``fn``, sorted: ``warmup`` untimed calls, then at least ``reps`` timed ones,
+    more until they add up to ``min_seconds`` (a fast step gets many repetitions, a slow one a few)."""
     device = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(reps):
+    while len(times) < reps or sum(times) < min_seconds:
         sync()
         t = time.perf_counter()
         fn()
         sync()
         times.append(time.perf_counter() - t)
-    times.sort()
+    return sorted(times)
+
+
+def measure(fn, device="cpu", reps: int = 3, warmup: int = 1) -> tuple[float, float]:
+    """(median seconds per call over ``reps`` calls after ``warmup``, peak MB of one call)."""
+    times = measure_times(fn, device, reps, warmup)
     return times[len(times) // 2], peak_memory_mb(fn, device)
 
 

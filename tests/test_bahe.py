@@ -260,19 +260,36 @@ def test_measured_costs_and_their_plots(setup, synth):
     view, pair = setup
     row = measure_encodings(view, batch_size=4, reps=1, lm=pair, **KW)
     assert row["history"] == 6 and row["token s/step"] > 0 and row["atomic s/step"] > 0
-    assert row["token peak MB"] > 0 and row["atomic peak MB"] > 0 and 1 <= row["tokens per behaviour"] <= KW["tokens"]
+    assert row["token step MB"] > 0 and row["atomic step MB"] > 0 and 1 <= row["tokens per behaviour"] <= KW["tokens"]
     assert row["speed-up"] == pytest.approx(row["token s/step"] / row["atomic s/step"])
+    assert row["speed-up low"] <= row["speed-up"] <= row["speed-up high"]
+    # total memory = the step's + weights, buffers and Adam's two moments of every trainable weight
+    for enc in ("token", "atomic"):
+        torch.manual_seed(0)
+        m = BAHE(view, encoding=enc, lm=pair, **KW)
+        held = sum(t.numel() * t.element_size() for t in [*m.parameters(), *m.buffers()])
+        adam = 2 * sum(p.numel() * p.element_size() for p in m.parameters() if p.requires_grad)
+        assert row[f"{enc} total MB"] == pytest.approx(row[f"{enc} step MB"] + (held + adam) / 2 ** 20, abs=1e-3)
+    assert row["table build s"] > 0 and row["items"] == view.n_items
+    # the timing repeats a fast step until the timed steps add up to min_seconds
+    from llmrec_lite.profiling import measure_times
+
+    ts = measure_times(lambda: None, reps=2, min_seconds=0.0)
+    assert len(ts) == 2 and ts == sorted(ts)
+    import time as _time
+
+    assert len(measure_times(lambda: _time.sleep(0.01), reps=1, min_seconds=0.05)) >= 5
     cost = pd.DataFrame([{"dataset": "synthetic"} | row, {"dataset": "synthetic"} | row | {"history": 12}])
     assert len(plot_costs(cost).axes) == 3
     grid = pd.DataFrame([{"split_layer": k, "history": m, "atomic s/step": 0.1 * k, "token s/step": 0.5 * k * m,
-                          "atomic peak MB": 10.0 * m, "auc": 0.6 + 0.01 * k} for k in (1, 2) for m in (5, 10)])
+                          "atomic step MB": 10.0 * m, "auc": 0.6 + 0.01 * k} for k in (1, 2) for m in (5, 10)])
     fig = draw_bahe_point(grid, 2, 10)
     assert len(fig.axes) == 4 and "split at layer 2, history 10" in fig._suptitle.get_text()
     # the live explorer: a missing point is measured once and kept, a present one never re-measured
     from llmrec_lite.explore.bahe import bahe_widget, grid_point
 
     calls = []
-    fake = lambda k, m: calls.append((k, m)) or {"atomic s/step": 1.0, "token s/step": 9.0, "atomic peak MB": 3.0}
+    fake = lambda k, m: calls.append((k, m)) or {"atomic s/step": 1.0, "token s/step": 9.0, "atomic step MB": 3.0}
     assert grid_point(grid, 2, 10, fake) is grid and not calls
     bigger = grid_point(grid, 3, 20, fake)
     assert calls == [(3, 20)] and len(bigger) == 5 and np.isnan(bigger.iloc[-1]["auc"])

@@ -55,16 +55,29 @@ def predicted_cost(n_seq: int, m: int, k: float, l_low: int, l_high: int, hidden
 
 
 def measure_encodings(view, batch_size: int = 16, reps: int = 3, device="cpu", seed: int = 0,
-                      encodings=("token", "atomic"), **model_kw) -> dict:
-    """Seconds and peak tensor memory of one training step (loss, backward, Adam step) and milliseconds per
-    example of inference, for each encoding, on one fixed batch of ``view``'s train rows whose history is
-    full (``view.max_history`` behaviours); the encodings are built with the same seed (same weights).
-    Also the predicted speed-up (``predicted_cost``) for the batch's real tokens per behaviour."""
+                      encodings=("token", "atomic"), min_seconds: float = 0.0, build_table: bool = True,
+                      **model_kw) -> dict:
+    """The cost of each encoding on one fixed batch of ``view``'s train rows whose history is full
+    (``view.max_history`` behaviours); the encodings are built with the same seed (same weights):
+
+    - ``{enc} s/step``: median seconds of a training step (loss, backward, Adam step) over at least ``reps``
+      steps after a warm-up, more until they add up to ``min_seconds``; ``speed-up`` = token / atomic medians,
+      ``speed-up low`` / ``high`` the same ratio from the steps' quartiles (how stable it is), ``steps timed``;
+    - ``{enc} step MB``: peak tensor memory of a step above what is allocated before it (activations and
+      gradients; not the weights, not Adam's state, which exist before the step), ``memory ratio`` their ratio;
+    - ``{enc} total MB``: that plus the model's weights and buffers (token level: the frozen lower layers; BAHE:
+      the behaviour table) and Adam's state, ``total memory ratio`` their ratio;
+    - ``{enc} ms/example``: inference on the same batch (equal batch size for both encodings);
+    - ``table build s``: BAHE's behaviour table built cold (every item of the dataset through the lower layers,
+      no cache), paid once; ``items``;
+    - ``predicted speed-up`` (``predicted_cost``) for the batch's real tokens per behaviour.
+    """
     import torch
 
     from ..models import BAHE
     from ..models.base import ctr_batch
-    from ..profiling import measure
+    from ..profiling import measure_times, peak_memory_mb
+    from ..text.layers import load_decoder
 
     a = view.arrays("train")
     m = view.max_history
@@ -73,6 +86,8 @@ def measure_encodings(view, batch_size: int = 16, reps: int = 3, device="cpu", s
         raise ValueError(f"only {len(full)} train rows have {m} behaviours; a smaller batch_size or history")
     batch = ctr_batch(a, np.random.default_rng(seed).choice(full, batch_size, replace=False), device)
     row = {"history": m, "batch": batch_size}
+    steps = {}
+    nbytes = lambda ts: sum(t.numel() * t.element_size() for t in ts) / 2 ** 20
     for enc in encodings:
         torch.manual_seed(seed)
         model = BAHE(view, encoding=enc, **model_kw).to(device)
@@ -88,25 +103,40 @@ def measure_encodings(view, batch_size: int = 16, reps: int = 3, device="cpu", s
                 model.predict(batch)
 
         model.train()
-        s, mb = measure(step, device, reps=reps)
+        steps[enc] = measure_times(step, device, reps, min_seconds=min_seconds)  # the warm-up makes Adam's state
+        step_mb = peak_memory_mb(step, device)
+        held = (nbytes(model.parameters()) + nbytes(b for b in model.buffers() if b is not None)
+                + nbytes(v for st in opt.state.values() for v in st.values() if torch.is_tensor(v)))
         model.eval()
-        si, _ = measure(infer, device, reps=reps)
-        row |= {f"{enc} s/step": s, f"{enc} peak MB": mb, f"{enc} ms/example": 1000 * si / batch_size}
-    from ..text.layers import load_decoder
+        si = measure_times(infer, device, reps, min_seconds=min_seconds / 4)
+        row |= {f"{enc} s/step": steps[enc][len(steps[enc]) // 2], f"{enc} step MB": step_mb,
+                f"{enc} total MB": held + step_mb, f"{enc} ms/example": 1000 * si[len(si) // 2] / batch_size}
+    pair = model_kw.get("lm") or load_decoder(model_kw.get("encoder", "smollm2"), fresh=False)
+    if build_table and "atomic" in encodings:
+        import time
 
-    tok = model_kw.get("lm") or load_decoder(model_kw.get("encoder", "smollm2"), fresh=False)
+        texts = list(view.dataset.item_texts)
+        t = time.perf_counter()
+        BAHE.behaviour_tables(texts, model_kw.get("encoder", "smollm2"), pair, None, model_kw.get("split_layer", 4),
+                              model_kw.get("tokens", 16), [model_kw.get("pooling", "mean"), "first"])
+        row |= {"table build s": time.perf_counter() - t, "items": len(texts)}
     k_max = model_kw.get("tokens", 16)
     ids = batch["hist"][batch["hist"] > 0].cpu().numpy() - 1
     texts = view.dataset.item_texts
-    k = float(np.mean([len(tok[0](str(texts[i]), truncation=True, max_length=k_max)["input_ids"]) for i in ids]))
+    k = float(np.mean([len(pair[0](str(texts[i]), truncation=True, max_length=k_max)["input_ids"]) for i in ids]))
     lm = model.upper
     layer_params = sum(p.numel() for p in lm.layers[0].parameters())
     pred = predicted_cost(model.n_seq, m, k, model_kw.get("split_layer", 4), model_kw.get("upper_layers", 2),
                           model.atoms.shape[1], layer_params)
     row["tokens per behaviour"] = k
-    if "token s/step" in row and "atomic s/step" in row:
+    if "token" in steps and "atomic" in steps:
+        q = lambda ts, f: ts[int(f * (len(ts) - 1))]
         row |= {"speed-up": row["token s/step"] / row["atomic s/step"],
-                "memory ratio": row["token peak MB"] / max(row["atomic peak MB"], 1e-9)}
+                "speed-up low": q(steps["token"], 0.25) / q(steps["atomic"], 0.75),
+                "speed-up high": q(steps["token"], 0.75) / q(steps["atomic"], 0.25),
+                "steps timed": f"{len(steps['token'])} / {len(steps['atomic'])}",
+                "memory ratio": row["token step MB"] / max(row["atomic step MB"], 1e-9),
+                "total memory ratio": row["token total MB"] / row["atomic total MB"]}
     row["predicted speed-up"] = pred["predicted speed-up"]
     return row
 
@@ -129,8 +159,9 @@ def plot_counts(counts: dict, ax=None):
 
 
 def plot_costs(cost: pd.DataFrame, axes=None):
-    """Seconds per training step, peak memory per step (log scales) and the speed-up, measured against
-    predicted, across history lengths: ``cost`` = rows of ``measure_encodings`` with a "dataset" column."""
+    """Seconds per training step, the memory a step adds above weights and optimizer state (activations and
+    gradients; log scales) and the speed-up, measured against predicted, across history lengths: ``cost`` = rows of
+    ``measure_encodings`` with a "dataset" column."""
     import matplotlib.pyplot as plt
 
     if axes is None:
@@ -139,11 +170,13 @@ def plot_costs(cost: pd.DataFrame, axes=None):
         for enc, ls in (("token", "-"), ("atomic", "--")):
             label = f"{name}, {'token level' if enc == 'token' else 'BAHE'}"
             axes[0].plot(t["history"], t[f"{enc} s/step"], ls, marker="o", c=f"C{k}", label=label)
-            axes[1].plot(t["history"], t[f"{enc} peak MB"], ls, marker="o", c=f"C{k}", label=label)
+            axes[1].plot(t["history"], t[f"{enc} step MB"], ls, marker="o", c=f"C{k}", label=label)
         axes[2].plot(t["history"], t["speed-up"], "-", marker="o", c=f"C{k}", label=f"{name}, measured")
         axes[2].plot(t["history"], t["predicted speed-up"], ":", marker="x", c=f"C{k}", label=f"{name}, predicted")
-    for ax, ylabel in zip(axes, ("seconds per training step", "peak MB per training step", "token level / BAHE time")):
-        ax.set(xscale="log", yscale="log", xlabel="history M", ylabel=ylabel)
+    for ax, ylabel, title in zip(axes, ("seconds per training step", "MB per step (activations, gradients)",
+                                        "token level / BAHE time"),
+                                 ("time of a training step", "memory a step adds", "speed-up: measured vs predicted")):
+        ax.set(xscale="log", yscale="log", xlabel="history M", ylabel=ylabel, title=title)
         ax.legend(frameon=False, fontsize=7)
     axes[0].figure.tight_layout()
     return axes[0].figure
@@ -151,11 +184,11 @@ def plot_costs(cost: pd.DataFrame, axes=None):
 
 def draw_bahe_point(grid: pd.DataFrame, split_layer: int, history: int):
     """The explorer's drawing: the (split layer, history) grid's time, memory and AUC, the chosen point
-    circled. ``grid``: rows with split_layer, history, "atomic s/step", "atomic peak MB", "token s/step" and
+    circled. ``grid``: rows with split_layer, history, "atomic s/step", "atomic step MB", "token s/step" and
     optionally "auc" (BAHE trained at that split)."""
     import matplotlib.pyplot as plt
 
-    cols = [c for c in ("atomic s/step", "token s/step", "atomic peak MB", "auc") if c in grid]
+    cols = [c for c in ("atomic s/step", "token s/step", "atomic step MB", "auc") if c in grid]
     fig, axes = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 3.2), squeeze=False)
     pick = grid[(grid["split_layer"] == split_layer) & (grid["history"] == history)]
     for ax, c in zip(axes[0], cols):
@@ -163,7 +196,9 @@ def draw_bahe_point(grid: pd.DataFrame, split_layer: int, history: int):
             ax.plot(t["history"], t[c], "o-", c=f"C{k}", label=f"split at layer {sl}")
         if len(pick):
             ax.scatter(pick["history"], pick[c], s=160, facecolors="none", edgecolors="k", lw=1.5)
-        ax.set(xlabel="history M", ylabel=c, xscale="log", yscale="log" if "auc" not in c else "linear")
+        ax.set(xlabel="history M", ylabel=c, xscale="log", yscale="log" if "auc" not in c else "linear",
+               title={"atomic s/step": "BAHE step time", "token s/step": "token-level step time",
+                      "atomic step MB": "BAHE step memory", "auc": "BAHE test AUC"}[c])
         ax.legend(frameon=False, fontsize=7)
     if len(pick):
         r = pick.iloc[0]

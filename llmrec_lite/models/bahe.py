@@ -44,6 +44,18 @@ sequence: BAHE O(L_high M^2 H + L_high M H^2) online; token level O((L_low + L_h
 read only real positions: a batch's sequences are compacted (padding removed) and, token level, run in four
 buckets of similar length, so a short sequence does not pay for the batch's longest (half the time at M = 20).
 
+Named, besides the sink input S (2) and the pooling (1):
+- Depth. SmolLM2 has 30 layers; the defaults here (notebook 05, ``benchmarks/bahe_seeds.py``) use layers 0-3 as
+  LLM_low and 4-5 as LLM_high, and layers 6-29 are dropped: the user state is read after layer 5 and the final
+  norm, not after the whole LM. A CPU budget, not a choice the paper makes.
+- The target item never passes through the upper layers: its vector is its row of the lower-layer table, projected
+  by W_t (both encodings alike).
+- Labels: ``data.ctr_view`` makes every rating a row, label 1 for rating >= 4. The negatives are movies the user
+  rated low, not items shown and not clicked as in the paper's logs.
+- Order of choices: the pooling and S were chosen on validation, but after test numbers of the same rows had been
+  seen (notebook 05, first pass); ``benchmarks/bahe_seeds.py`` reports the paper's form (``sink=False``) and ours
+  over three model seeds.
+
 ``item_z``: a behaviour table to use instead (rows = items, width = the LM's hidden size). ``atomic="random"``
 (the no-LLM control): the table replaced by seeded Gaussian vectors with the LM table's
 per-dimension mean and spread, so the upper layers get inputs at the scale they expect but no lower-layer
