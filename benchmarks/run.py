@@ -12,7 +12,7 @@ MF-BPR and LightGCN against RecBole 1.2.1's numbers measured on its equivalent s
 A single random split moves Recall@20 by a few percent, so we report the mean and spread over
 several split seeds next to the seed-2020 run. SASRec: leave-one-out by time, full ranking.
 Writes each run into the evidence store (benchmarks/evidence.jsonl, one record per label, dataset, split and seed,
-replacing the same run and keeping every other), then benchmarks/RESULTS.md and the README's cross-dataset block,
+replacing the same run and keeping every other), then benchmarks/RESULTS.md and docs/benchmarks.md's cross-dataset block,
 and prints the markdown table. `--render` only re-renders them from the store.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="seed 2020 only, ml-100k only")
     ap.add_argument("--seeds", type=int, nargs="+", default=[2020, 1, 2])
     ap.add_argument("--store", type=Path, default=None, help="the evidence store (default benchmarks/evidence.jsonl)")
-    ap.add_argument("--render", action="store_true", help="re-render RESULTS.md and the README block from the store")
+    ap.add_argument("--render", action="store_true", help="re-render RESULTS.md and docs/benchmarks.md's block from the store")
     ap.add_argument("--only", nargs="+", default=None, metavar="MODEL",
                     help="run only these models (and their variants: `llmesr` includes `llmesr-alpha0`); every other "
                          "stored run is kept")
@@ -200,10 +200,10 @@ def resolve(job: str) -> tuple[str, dict]:
 
 
 def write_markdown(records: list[dict], store: Path | None = None) -> None:
-    """RESULTS.md and the README's cross-dataset block from the stored ``records``."""
+    """RESULTS.md and docs/benchmarks.md's cross-dataset block from the stored ``records``."""
     across = across_datasets(records)
     if across:
-        replace_block(HERE.parent / "README.md", "BENCH", across)
+        replace_block(HERE.parent / "docs" / "benchmarks.md", "BENCH", across)
     ctr = [r for r in records if r.get("task") == "ctr"]
     md = table([r for r in records if r.get("task") != "ctr"]) + ("\n\nCTR (click-through view: label = rating >= 4, "
                                                                   "behaviours = the 20 items rated strictly earlier; "
@@ -236,7 +236,7 @@ def _cell(rs: list[dict], keys: tuple[str, ...], tail: str) -> str:
 
 
 def across_datasets(records: list[dict]) -> str:
-    """The README's cross-dataset block: AlphaRec and its baselines (random split), the sequential models
+    """docs/benchmarks.md's cross-dataset block: AlphaRec and its baselines (random split), the sequential models
     (leave-one-out), and the paired seed-by-seed contrasts, on every dataset in ACROSS; each cell the mean over the
     seeds stored for it ([n]), ± the std over them where n > 1. Empty when no record is on those datasets."""
     datasets = [d for d in ACROSS if any(r["dataset"] == d for r in records)]

@@ -1,4 +1,5 @@
-"""Command line: ``python -m llmrec_lite run MODEL --dataset ml-100k``, ``... leaderboard`` and ``... info``."""
+"""Command line: ``python -m llmrec_lite run MODEL --dataset ml-100k``, ``... leaderboard``, ``... verdicts`` and
+``... info``."""
 from __future__ import annotations
 
 import argparse
@@ -112,8 +113,15 @@ def main(argv=None) -> int:
     lb.add_argument("--format", choices=["markdown", "json"], default="markdown")
     lb.add_argument("--evidence", type=Path, default=None,
                     help="the evidence store to read (default: benchmarks/evidence.jsonl)")
+    vd = sub.add_parser("verdicts", help="one row per paper: its claim, the gain over seeds, a verdict (from the evidence store)")
+    vd.add_argument("--write", action="store_true", help="also write it into README.md, with docs/benchmarks.md's cost tables")
     args = p.parse_args(argv)
     try:
+        if args.cmd == "verdicts":
+            from .verdicts import table, write_docs
+
+            print(write_docs() if args.write else table())
+            return 0
         if args.cmd == "leaderboard":
             from .leaderboard import leaderboard, load_records, to_json, to_markdown
 

@@ -204,15 +204,14 @@ def _option(names: list[str], flag: str, example: str) -> tuple[str | None, list
 # What each notebook's default run trains live, and what it reads from the evidence store (recomputed by its full run,
 # `python notebooks/execute.py --mode full NB`, or by the benchmark command stored with each run).
 DEFAULT_RUN = {
-    "00_quickstart.ipynb": ("Pop, MF-BPR, LightGCN on ml-100k (checked against their stored seed-2020 runs)",
+    "00_quickstart.ipynb": ("Pop, MF-BPR, LightGCN on ml-100k, checked against their stored runs",
                             "RecBole's reference numbers and the benchmark's split seeds"),
     "01_alpharec.ipynb": ("AlphaRec vs LightGCN, the MiniLM and random linear probes, MF, cold start, UMAP, intention",
                           "the SmolLM2 probe grid and its intervals, the sampler choice, the mean-cosine table, "
                           "amazon-pantry rows"),
     "02_llm_esr.ipynb": ("SASRec vs LLM-ESR with paired intervals, retrieval overlap, 100-negative protocol, latency",
                          "the five ablations, single-view scores, semantic drift, the SmolLM2 variant, five seeds"),
-    "03_pad.ipynb": ("PAD's three stages on ml-100k (stage 1 = SASRec-BCE, loaded from the model store after notebook "
-                     "02), checked against their stored seed-2020 runs; the MMD toy, UMAP, alignment explorer",
+    "03_pad.ipynb": ("PAD's three stages on ml-100k against their stored runs; the MMD toy, UMAP, alignment explorer",
                      "the forgetting runs, the MMD-weight sweep, the stage-3 choices, ID+text concat, five seeds"),
     "04_molar.ipynb": ("everything (its default run still trains its fusion comparison)",
                        "the validation sweep, the ml-100k rows"),
@@ -245,13 +244,12 @@ def report(times_file: Path | None = None, before_file: Path | None = None) -> s
                     f"{fmt(full)} | {cells or '–'} |")
     table = "\n".join(rows)
     replace_block(DOCS, "TIMES", table)
-    readme = ["| notebook | default run: trained live | read from the evidence store | default run, alone on 2 cores |",
-              "|---|---|---|---|"]
+    readme = ["| notebook | a default run trains live | default run |", "|---|---|---|"]
     for nb, (live, stored) in DEFAULT_RUN.items():
         now = times.get(nb) or {}
-        t = f"{now['seconds']} s ({now['date']})" if now.get("mode") == "default" and not now.get("contended") else \
+        t = f"{round(now['seconds'] / 60)} min" if now.get("mode") == "default" and not now.get("contended") else \
             "not yet timed alone"
-        readme.append(f"| `{nb}` | {live} | {stored} | {t} |")
+        readme.append(f"| [`{nb}`](notebooks/{nb}) | {live} | {t} |")
     replace_block(HERE.parent / "README.md", "NOTEBOOKS", "\n".join(readme))
     return table
 

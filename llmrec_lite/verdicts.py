@@ -1,0 +1,177 @@
+"""The verdict table: one row per paper, its central claim, what we measured over training seeds and a verdict
+word, rendered from the evidence store (never typed).
+
+    python -m llmrec_lite verdicts            # print the table
+    python -m llmrec_lite verdicts --write    # and write it into the README (its VERDICTS block), with the cost
+                                              # tables of docs/benchmarks.md
+
+Each claim is a paired gain, model − baseline, seed by seed on the same split (``leaderboard.seed_gain``: mean and
+95% t-interval over the seeds both have), on one or more datasets. On one dataset the claim *holds* when the
+interval lies above ``bar`` (0 for "beats"; a small negative number for "matches": BAHE's parity claim), is
+*reversed* when it lies below it and *unclear* when it holds the bar. Over datasets: **holds** (every dataset),
+**does not hold here** (none), **partly** (some); **pending** while a dataset has fewer than ``MIN_SEEDS`` seeds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_SEEDS = 3
+SHORT = {"ml-100k": "ml-100k", "amazon-pantry": "pantry", "amazon-scientific": "scientific"}
+THREE = ("ml-100k", "amazon-pantry", "amazon-scientific")
+
+
+@dataclass(frozen=True)
+class Claim:
+    paper: str
+    notebook: str
+    claim: str                       # the paper's claim in a few words
+    model: str                       # evidence-store labels
+    baseline: tuple[str, ...]        # candidates: the one with the most seeds (then the best validation) is used
+    metric: str
+    datasets: tuple[str, ...]
+    group: str | None = None         # e.g. "tail_items"
+    bar: float = 0.0
+    cost: tuple | None = None        # (table, key, column, words): a measured cost shown beside the gain
+
+
+CLAIMS = (
+    Claim("AlphaRec", "01_alpharec.ipynb", "Linearly mapped LM item vectors beat ID-based CF (LightGCN)",
+          "alpharec", ("lightgcn",), "recall@20", THREE),
+    Claim("LLM-ESR", "02_llm_esr.ipynb", "LLM embeddings lift long-tail items in sequential recommendation",
+          "llmesr", ("sasrec-bce",), "ndcg@10", THREE, group="tail_items"),
+    Claim("PAD", "03_pad.ipynb", "Aligned and disentangled LLM embeddings beat the ID model (SASRec)",
+          "pad", ("sasrec-bce",), "ndcg@10", THREE),
+    Claim("Molar", "04_molar.ipynb", "Aligning content and ID users after training beats early fusion",
+          "molar", ("molar-early",), "ndcg@10", ("amazon-scientific", "ml-100k")),
+    Claim("BAHE", "05_bahe.ipynb", "Encoding each behaviour once keeps token-level AUC at a fraction of the cost",
+          "bahe-paper", ("bahe-token-mean", "bahe-token-skip"), "auc", ("ml-100k",), bar=-0.01,
+          cost=("bahe_cost", ["ml-100k", 20], "speed-up", "x faster training step (M = 20)")),
+    Claim("LLM-CF", "06_llm_cf.ipynb", "Retrieved in-context examples with LLM reasoning lift the backbone",
+          "llmcf-sasrec", ("llmcf-sasrec-backbone",), "ndcg@10", ("ml-100k",)),
+)
+
+
+def _seeds(records: list[dict], lab: str, dataset: str) -> dict:
+    from .evidence import label
+
+    return {r["seed"]: r for r in records if label(r) == lab and r["dataset"] == dataset and not r.get("superseded")}
+
+
+def _baseline(records: list[dict], c: Claim, dataset: str) -> str:
+    def rank(lab):
+        runs = _seeds(records, lab, dataset)
+        first = runs.get(2020, {}).get("best_valid", float("-inf"))
+        return len(runs), first
+    return max(c.baseline, key=rank)
+
+
+def assess(c: Claim, records: list[dict]) -> dict:
+    """{"per_dataset": [{dataset, baseline, n, gain, low, high, state}], "verdict", "cost"} for one claim."""
+    from .leaderboard import seed_gain
+
+    rows = []
+    for d in c.datasets:
+        base = _baseline(records, c, d)
+        try:
+            g = seed_gain(records, c.model, base, d, c.metric, c.group)
+        except ValueError:
+            g = {"n": 0, "gain": float("nan"), "low": float("nan"), "high": float("nan")}
+        if g["n"] < MIN_SEEDS:
+            state = "pending"
+        elif g["low"] > c.bar:
+            state = "holds"
+        elif g["high"] < c.bar:
+            state = "reversed"
+        else:
+            state = "unclear"
+        rows.append({"dataset": d, "baseline": base, "n": g["n"], "gain": g["gain"], "low": g["low"],
+                     "high": g["high"], "state": state})
+    states = [r["state"] for r in rows]
+    verdict = ("pending" if "pending" in states else "holds" if all(s == "holds" for s in states)
+               else "does not hold here" if not any(s == "holds" for s in states) else "partly")
+    cost = None
+    if c.cost is not None:
+        from . import evidence
+
+        table, key, column, words = c.cost
+        try:
+            got = [r["row"][column] for r in evidence.rows(table) if r["key"] == key]
+        except (KeyError, FileNotFoundError):
+            got = []
+        cost = f"{got[0]:.0f}{words}" if got else None
+    return {"per_dataset": rows, "verdict": verdict, "cost": cost}
+
+
+def _measured(c: Claim, a: dict) -> str:
+    what = f"{c.metric.upper() if c.metric == 'auc' else c.metric.replace('ndcg', 'NDCG').replace('recall', 'Recall')}"
+    what += " on tail items" if c.group == "tail_items" else ""
+    parts = []
+    for r in a["per_dataset"]:
+        if r["n"] == 0:
+            parts.append(f"{SHORT.get(r['dataset'], r['dataset'])}: not yet run")
+        elif r["n"] == 1:
+            parts.append(f"{SHORT.get(r['dataset'], r['dataset'])} {r['gain']:+.4f} (1 seed)")
+        else:
+            parts.append(f"{SHORT.get(r['dataset'], r['dataset'])} {r['gain']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}]"
+                         f" ({r['n']})")
+    text = f"{what}: " + "; ".join(parts)
+    if a["cost"]:
+        text += f"; {a['cost']}"
+    return text
+
+
+def table(records: list[dict] | None = None) -> str:
+    """The markdown verdict table from ``records`` (default: the evidence store's runs)."""
+    from . import evidence
+
+    records = [r for r in (evidence.runs() if records is None else records) if not r.get("superseded")]
+    lines = ["| paper | claim | what we measured: gain over the baseline [95% over seeds] (seeds) | verdict | notebook |",
+             "|---|---|---|---|---|"]
+    for c in CLAIMS:
+        a = assess(c, records)
+        base = " / ".join(sorted({r["baseline"] for r in a["per_dataset"]}))
+        lines.append(f"| {c.paper} | {c.claim} | {c.model} − {base}, {_measured(c, a)} | **{a['verdict']}** | "
+                     f"[{c.notebook}](notebooks/{c.notebook}) |")
+    return "\n".join(lines)
+
+
+def cost_tables() -> dict:
+    """{block name: markdown} for docs/benchmarks.md, from the evidence store's measured tables: LMCOST (SmolLM2's
+    layers, ``benchmarks/lm_cost.py``) and BAHECOST (BAHE's two encodings, ``benchmarks/bahe_cost.py``)."""
+    from . import evidence
+
+    out = {}
+    rows = sorted(evidence.rows("lm_cost"), key=lambda r: r["row"]["layers"])
+    lines = ["| SmolLM2 layers | forward, s per 1k tokens | forward + backward, s per 1k tokens | measured |",
+             "|---|---|---|---|"]
+    for r in rows:
+        x, env = r["row"], r["environment"]
+        lines.append(f"| {x['layers']} | {x['forward_s_per_1k_tokens']:.3f} | {x['forward_backward_s_per_1k_tokens']:.3f} | "
+                     f"{env.get('date', r.get('date'))}, {env.get('threads')} threads, `{r['command']}` |")
+    out["LMCOST"] = "\n".join(lines)
+    rows = sorted(evidence.rows("bahe_cost"), key=lambda r: (r["row"]["dataset"], r["row"]["history"]))
+    lines = ["| dataset | M | token s/step | BAHE s/step | speed-up (predicted) | step MB token / BAHE | "
+             "inference ms/example token / BAHE |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        x = r["row"]
+        mb = (x.get("token step MB", x.get("token peak MB")), x.get("atomic step MB", x.get("atomic peak MB")))
+        lines.append(f"| {x['dataset']} | {x['history']} | {x['token s/step']:.2f} | {x['atomic s/step']:.3f} | "
+                     f"{x['speed-up']:.1f}x ({x['predicted speed-up']:.1f}x) | {mb[0]:.0f} / {mb[1]:.0f} | "
+                     f"{x['token ms/example']:.0f} / {x['atomic ms/example']:.1f} |")
+    cmd = rows[0]["command"] if rows else "python benchmarks/bahe_cost.py"
+    out["BAHECOST"] = "\n".join(lines) + f"\n\nRecomputed by `{cmd}`."
+    return out
+
+
+def write_docs(readme=None, benchmarks=None) -> str:
+    """The README's verdict table and docs/benchmarks.md's cost tables, from the evidence store."""
+    from pathlib import Path
+
+    from .io import replace_block
+
+    root = Path(__file__).resolve().parent.parent
+    md = table()
+    replace_block(readme or root / "README.md", "VERDICTS", md)
+    for name, block in cost_tables().items():
+        replace_block(benchmarks or root / "docs" / "benchmarks.md", name, block)
+    return md

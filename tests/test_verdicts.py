@@ -1,0 +1,79 @@
+"""The verdict table: words from hand-made seed runs, and the README's table is the one the evidence store renders."""
+from pathlib import Path
+
+import pytest
+
+from llmrec_lite import verdicts
+from llmrec_lite.verdicts import Claim, assess
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(lab, seed, value, dataset="ml-100k", metric="ndcg@10", valid=0.1):
+    return {"table": "runs", "label": lab, "model": lab, "dataset": dataset, "split": "loo", "seed": seed,
+            "best_valid": valid, "metrics": {metric: value, "by_group": {"tail_items": {metric: value / 2}}}}
+
+
+CLAIM = Claim("P", "nb.ipynb", "beats", "m", ("b",), "ndcg@10", ("ml-100k", "amazon-pantry"))
+
+
+def runs(gains_by_dataset):
+    out = []
+    for d, gains in gains_by_dataset.items():
+        for seed, g in zip((2020, 1, 2), gains):
+            out += [run("b", seed, 0.1, d), run("m", seed, 0.1 + g, d)]
+    return out
+
+
+@pytest.mark.parametrize("gains, words, states", [
+    ({"ml-100k": (0.01, 0.011, 0.012), "amazon-pantry": (0.02, 0.021, 0.019)}, "holds", ["holds", "holds"]),
+    ({"ml-100k": (0.01, 0.011, 0.012), "amazon-pantry": (0.02, -0.02, 0.001)}, "partly", ["holds", "unclear"]),
+    ({"ml-100k": (-0.01, -0.011, -0.012), "amazon-pantry": (0.02, -0.02, 0.001)}, "does not hold here",
+     ["reversed", "unclear"]),
+    ({"ml-100k": (0.01, 0.011, 0.012), "amazon-pantry": (0.02, 0.021)}, "pending", ["holds", "pending"]),
+])
+def test_verdict_words_from_paired_seed_gains(gains, words, states):
+    a = assess(CLAIM, runs(gains))
+    assert a["verdict"] == words and [r["state"] for r in a["per_dataset"]] == states
+    first = a["per_dataset"][0]
+    assert first["gain"] == pytest.approx(sum(gains["ml-100k"]) / 3) and first["n"] == 3
+
+
+def test_a_parity_bar_and_the_baseline_with_most_seeds():
+    parity = Claim("P", "nb.ipynb", "matches", "m", ("b", "c"), "ndcg@10", ("ml-100k",), bar=-0.01)
+    recs = runs({"ml-100k": (-0.004, -0.005, -0.006)}) + [run("c", 2020, 0.5, valid=0.9)]  # c: one seed only
+    a = assess(parity, recs)
+    assert a["per_dataset"][0]["baseline"] == "b" and a["verdict"] == "holds"   # a small loss inside the parity bar
+    assert assess(CLAIM, runs({"ml-100k": (-0.004, -0.005, -0.006), "amazon-pantry": (0, 0, 0)}))["verdict"] == \
+        "does not hold here"
+
+
+def test_superseded_runs_are_left_out():
+    recs = runs({"ml-100k": (0.01, 0.011, 0.012)})
+    for r in recs:
+        r["superseded"] = "first pass"
+    one = Claim("P", "nb.ipynb", "beats", "m", ("b",), "ndcg@10", ("ml-100k",))
+    old, verdicts.CLAIMS = verdicts.CLAIMS, (one,)
+    try:
+        assert "not yet run" in verdicts.table(recs) and "**pending**" in verdicts.table(recs)
+    finally:
+        verdicts.CLAIMS = old
+
+
+def test_the_readme_verdict_table_is_the_evidence_store_rendered():
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- VERDICTS:BEGIN -->\n", 1)[1].split("<!-- VERDICTS:END -->", 1)[0].strip()
+    assert block == verdicts.table(), "README's verdicts are stale: run `python -m llmrec_lite verdicts --write`"
+    assert len(block.splitlines()) == 2 + len(verdicts.CLAIMS)
+    bench = (ROOT / "docs" / "benchmarks.md").read_text()
+    for name, md in verdicts.cost_tables().items():
+        assert f"<!-- {name}:BEGIN -->\n{md}\n<!-- {name}:END -->" in bench, f"docs/benchmarks.md's {name} is stale"
+
+
+def test_the_readme_stays_short():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) <= 15_000
+    for line in text.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            for cell in line.strip("|").split("|"):
+                assert len(cell.split()) <= 25, f"a README table cell over 25 words: {cell.strip()[:80]}..."
