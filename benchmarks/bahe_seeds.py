@@ -83,6 +83,7 @@ def view():
 def run(labels: list[str], seeds: list[int]) -> None:
     from llmrec_lite import evidence
     from llmrec_lite.experiment import train_and_test
+    from llmrec_lite.verdicts import write_docs
 
     split = None
     for seed in seeds:
@@ -99,6 +100,7 @@ def run(labels: list[str], seeds: list[int]) -> None:
             _, _, rec = train_and_test("bahe", split, seed=seed, progress=False, **settings(label, seed))
             rec["rows"] = ROWS | {"row_seed": ROW_SEED, "history": HISTORY}
             evidence.write([evidence.as_run(rec, label, command(label, seed))])
+            write_docs()  # the README's verdicts follow the store
             print(f"{NAMES[label]:42s} seed {seed:5d}: test AUC {rec['metrics']['auc']:.4f}  valid {rec['best_valid']:.4f}  "
                   f"{rec['seconds_per_train_step']:.3f} s/step  trained in {rec['train_seconds']:.0f} s", flush=True)
 

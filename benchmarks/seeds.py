@@ -48,6 +48,7 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
     from llmrec_lite.experiment import run
 
     from llmrec_lite import evidence
+    from llmrec_lite.verdicts import write_docs
 
     done = {(evidence.label(r), r["dataset"], r["seed"]) for r in read_log() if not r.get("superseded")}
     for lab in labels:
@@ -66,6 +67,7 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
             # one record per finished run: a cut-off run keeps the others
             evidence.write([evidence.as_run(rec, lab, f"python benchmarks/seeds.py run {lab} --dataset {dataset} "
                                                      f"--seeds {seed}")])
+            write_docs()  # the README's verdicts follow the store
             m = rec["metrics"]
             print(f"{lab:22s} {dataset:13s} seed {seed:5d}: N@10 {m['ndcg@10']:.4f} tail items "
                   f"{m['by_group']['tail_items']['ndcg@10']:.4f} valid {rec['best_valid']:.4f} | {rec['epochs']} ep, "
