@@ -18,7 +18,8 @@ Rows (labels in the evidence store's ``runs``, split "ctr"):
 - ``bahe-s``: BAHE + S, our addition (the lower layers' mean first-token state read before the behaviours);
 - ``bahe-s-random``: BAHE + S with a random behaviour table (seeded by the model seed, at the LM table's scale).
 
-Each finished run is written to ``benchmarks/evidence.jsonl`` at once (a cut-off run keeps the others; a stored
+Each finished run is written to ``benchmarks/evidence.jsonl`` at once, with its test probabilities (table
+``bahe_test_predictions``: notebook 05 pairs its live BAHE with the stored token level over the same test users) (a cut-off run keeps the others; a stored
 (label, seed) is skipped). ``--report`` gives each model's mean over seeds and its gain over the baseline paired
 by seed with a 95% t-interval (``leaderboard.seed_gain``). Run it alone: another torch process on the same cores
 distorts the times many-fold.
@@ -46,6 +47,9 @@ MODELS = {"bahe-paper": dict(encoding="atomic", sink=False),
           "bahe-s-random": dict(encoding="atomic", sink=True, atomic="random")}
 NAMES = {"bahe-token-mean": "token level (target: plain mean)", "bahe-token-skip": "token level (target: first token skipped)",
          "bahe-paper": "BAHE (paper)", "bahe-s": "BAHE + S (ours)", "bahe-s-random": "BAHE + S, random table"}
+
+
+PREDICTIONS = "bahe_test_predictions"
 
 
 def command(label: str, seed: int) -> str:
@@ -97,9 +101,11 @@ def run(labels: list[str], seeds: list[int]) -> None:
                 raise SystemExit(f"{label}, seed {seed}: run both token-level rows at seed {ROW_SEED} first "
                                  f"(validation picks the baseline's target pooling there)")
             split = split or view()
-            _, _, rec = train_and_test("bahe", split, seed=seed, progress=False, **settings(label, seed))
+            _, res, rec = train_and_test("bahe", split, seed=seed, progress=False, **settings(label, seed))
             rec["rows"] = ROWS | {"row_seed": ROW_SEED, "history": HISTORY}
-            evidence.write([evidence.as_run(rec, label, command(label, seed))])
+            evidence.write([evidence.as_run(rec, label, command(label, seed)),
+                            evidence.table_row(PREDICTIONS, [label, seed], evidence.ctr_predictions(res.test_rows),
+                                               command(label, seed), rec["rows"])])
             write_docs()  # the README's verdicts follow the store
             print(f"{NAMES[label]:42s} seed {seed:5d}: test AUC {rec['metrics']['auc']:.4f}  valid {rec['best_valid']:.4f}  "
                   f"{rec['seconds_per_train_step']:.3f} s/step  trained in {rec['train_seconds']:.0f} s", flush=True)

@@ -126,6 +126,38 @@ def write(records: list[dict], store: str | os.PathLike | None = None, replace_t
     return p
 
 
+def _rows_hash(per_row: dict) -> str:
+    """A short hash of CTR test rows (user, item, label, in order)."""
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha256(b"".join(np.asarray(per_row[k], np.int64).tobytes()
+                                   for k in ("user", "item", "label"))).hexdigest()[:16]
+
+
+def ctr_predictions(per_row: dict) -> dict:
+    """A CTR run's test probabilities as a store row (5 decimals, in the split's row order) with a hash of the rows
+    they belong to: ``load_ctr_predictions`` gives them back for ``metrics.paired_ctr_difference``."""
+    return {"prob": [round(float(p), 5) for p in per_row["prob"]], "rows": _rows_hash(per_row)}
+
+
+def load_ctr_predictions(table: str, key, split, store: str | os.PathLike | None = None) -> dict:
+    """The stored test probabilities ``key`` of ``table`` as ``evaluate_ctr(..., per_row=True)["per_row"]`` on
+    ``split``'s test rows; an error when they were made on other rows."""
+    import numpy as np
+
+    got = [r for r in rows(table, store) if r["key"] == key]
+    if not got:
+        raise KeyError(f"no stored test predictions {key} in {table!r}")
+    t = split.arrays("test")
+    per_row = {"user": t["user"], "item": t["item"], "label": t["label"], "prob": np.asarray(got[-1]["row"]["prob"])}
+    if len(per_row["prob"]) != len(t["label"]) or _rows_hash(per_row) != got[-1]["row"]["rows"]:
+        raise ValueError(f"the stored predictions {key} of {table!r} belong to other test rows than this split's; "
+                         f"recompute them: {got[-1]['command']}")
+    return per_row
+
+
 # The same run on the same machine gives the same numbers; another thread count or machine changes the summation
 # order of multi-threaded kernels, which moves a metric by up to about 1e-3 (AlphaRec's run-to-run spread is larger:
 # see benchmarks/RESULTS.md). A live headline further than this from its stored record is a different run.

@@ -109,3 +109,26 @@ def test_the_quickstart_headline_trained_live_equals_its_stored_record(ml100k):
     table = evidence.compare({"mf": rec}, metrics=("recall@20", "ndcg@10", "ndcg@20"))
     assert len(table) == 3 and table["same"].all(), table.to_string()
     assert (table["diff"].abs() <= evidence.TOLERANCE).all()
+
+
+def test_ctr_predictions_round_trip_on_their_rows_only(tmp_path, synth):
+    import numpy as np
+
+    from llmrec_lite.data import ctr_view
+    from llmrec_lite.metrics import paired_ctr_difference
+
+    store = tmp_path / "evidence.jsonl"
+    view = ctr_view(synth, max_history=6)
+    t = view.arrays("test")
+    prob = np.random.default_rng(0).random(len(t["label"]))
+    per_row = {"user": t["user"], "item": t["item"], "label": t["label"], "prob": prob}
+    evidence.write([evidence.table_row("preds", ["m", 1], evidence.ctr_predictions(per_row), "python make.py")], store)
+    back = evidence.load_ctr_predictions("preds", ["m", 1], view, store)
+    assert np.allclose(back["prob"], prob, atol=5e-6) and np.array_equal(back["user"], t["user"])
+    same = paired_ctr_difference(back, per_row)   # usable as a run's test rows
+    assert abs(same["diff"]) < 1e-4
+    other = view.subsample(test=len(t["label"]) // 2, seed=1)  # other test rows: refused, naming the command
+    with pytest.raises(ValueError, match="other test rows.*python make.py"):
+        evidence.load_ctr_predictions("preds", ["m", 1], other, store)
+    with pytest.raises(KeyError, match="no stored test predictions"):
+        evidence.load_ctr_predictions("preds", ["m", 2], view, store)
