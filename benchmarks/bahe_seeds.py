@@ -33,13 +33,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-DATASET = "ml-100k"
-ROW_SEED = 2020
+from llmrec_lite.explore.bahe import COMPARISON, comparison_view  # noqa: E402  (notebook 05 reads the same)
+
+DATASET = COMPARISON["dataset"]
+ROW_SEED = COMPARISON["row_seed"]
 SEEDS = (2020, 1, 2)
-HISTORY = 20
-ROWS = dict(train=1600, valid=300, test=1200)
-LM = dict(split_layer=4, upper_layers=2, tokens=24)
-TRAIN = dict(epochs=2, patience=2, batch_size=16)
+LM, TRAIN = COMPARISON["lm"], COMPARISON["train"]
 TOKEN = {"bahe-token-mean": dict(encoding="token", target_pooling="mean"),
          "bahe-token-skip": dict(encoding="token", target_pooling="mean_skip_first")}
 MODELS = {"bahe-paper": dict(encoding="atomic", sink=False),
@@ -78,12 +77,6 @@ def settings(label: str, seed: int) -> dict:
     return kw
 
 
-def view():
-    from llmrec_lite.data import ctr_view, load_dataset
-
-    return ctr_view(load_dataset(DATASET, verbose=False), max_history=HISTORY).subsample(**ROWS, seed=ROW_SEED)
-
-
 def run(labels: list[str], seeds: list[int]) -> None:
     from llmrec_lite import evidence
     from llmrec_lite.experiment import train_and_test
@@ -100,9 +93,9 @@ def run(labels: list[str], seeds: list[int]) -> None:
             if label in TOKEN and seed != ROW_SEED and baseline(recs) is None:
                 raise SystemExit(f"{label}, seed {seed}: run both token-level rows at seed {ROW_SEED} first "
                                  f"(validation picks the baseline's target pooling there)")
-            split = split or view()
+            split = split or comparison_view()
             _, res, rec = train_and_test("bahe", split, seed=seed, progress=False, **settings(label, seed))
-            rec["rows"] = ROWS | {"row_seed": ROW_SEED, "history": HISTORY}
+            rec["rows"] = COMPARISON["rows"] | {"row_seed": ROW_SEED, "history": COMPARISON["history"]}
             evidence.write([evidence.as_run(rec, label, command(label, seed)),
                             evidence.table_row(PREDICTIONS, [label, seed], evidence.ctr_predictions(res.test_rows),
                                                command(label, seed), rec["rows"])])

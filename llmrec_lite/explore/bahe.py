@@ -7,6 +7,23 @@ import pandas as pd
 from .common import explorer
 
 
+# The AUC comparison of notebook 05 and benchmarks/bahe_seeds.py: a fixed sample of the ml-100k click-through rows
+# (the same for every model seed), SmolLM2 cut at layer 4 (0-3 frozen, 4-5 trainable), 24 tokens per behaviour
+COMPARISON = {"dataset": "ml-100k", "history": 20, "rows": {"train": 1600, "valid": 300, "test": 1200},
+              "row_seed": 2020, "lm": {"split_layer": 4, "upper_layers": 2, "tokens": 24},
+              "train": {"epochs": 2, "patience": 2, "batch_size": 16}}
+
+
+def comparison_view(dataset=None, **changes):
+    """The click-through rows of ``COMPARISON`` (``changes`` override its history / rows / row_seed), from
+    ``dataset`` or the comparison's dataset loaded."""
+    from ..data import ctr_view, load_dataset
+
+    c = COMPARISON | changes
+    ds = dataset if dataset is not None else load_dataset(c["dataset"], verbose=False)
+    return ctr_view(ds, max_history=c["history"]).subsample(**c["rows"], seed=c["row_seed"])
+
+
 def behaviour_counts(dataset, histories=(10, 20, 50, 100)) -> pd.DataFrame:
     """Per history length M: how many behaviour encodings the CTR view's rows ask for token-level (every
     behaviour of every row's history, each a fresh LM pass over its tokens) against BAHE (each distinct
@@ -183,26 +200,39 @@ def plot_costs(cost: pd.DataFrame, axes=None):
 
 
 def draw_bahe_point(grid: pd.DataFrame, split_layer: int, history: int):
-    """The explorer's drawing: the (split layer, history) grid's time, memory and AUC, the chosen point
-    circled. ``grid``: rows with split_layer, history, "atomic s/step", "atomic step MB", "token s/step" and
-    optionally "auc" (BAHE trained at that split)."""
+    """The explorer's drawing: per split layer, the time and memory of a training step across histories, and
+    BAHE's test AUC per split layer (trained at one history: the AUC is not a function of the grid's histories);
+    the chosen point circled. ``grid``: rows with split_layer, history, "atomic s/step", "atomic step MB",
+    "token s/step" and optionally "auc"."""
     import matplotlib.pyplot as plt
 
-    cols = [c for c in ("atomic s/step", "token s/step", "atomic step MB", "auc") if c in grid]
-    fig, axes = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 3.2), squeeze=False)
+    cols = [c for c in ("atomic s/step", "token s/step", "atomic step MB") if c in grid]
+    has_auc = "auc" in grid and grid["auc"].notna().any()
+    n = len(cols) + has_auc
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.3), squeeze=False)
     pick = grid[(grid["split_layer"] == split_layer) & (grid["history"] == history)]
+    titles = {"atomic s/step": "BAHE: s per training step", "token s/step": "token level: s per training step",
+              "atomic step MB": "BAHE: MB a step adds"}
     for ax, c in zip(axes[0], cols):
         for k, (sl, t) in enumerate(grid.groupby("split_layer")):
             ax.plot(t["history"], t[c], "o-", c=f"C{k}", label=f"split at layer {sl}")
         if len(pick):
             ax.scatter(pick["history"], pick[c], s=160, facecolors="none", edgecolors="k", lw=1.5)
-        ax.set(xlabel="history M", ylabel=c, xscale="log", yscale="log" if "auc" not in c else "linear",
-               title={"atomic s/step": "BAHE step time", "token s/step": "token-level step time",
-                      "atomic step MB": "BAHE step memory", "auc": "BAHE test AUC"}[c])
-        ax.legend(frameon=False, fontsize=7)
+        ax.set(xlabel="history M", ylabel=c, xscale="log", yscale="log", title=titles[c])
+        ax.legend(frameon=False, fontsize=8)
+    if has_auc:
+        ax = axes[0][-1]
+        per_k = grid.dropna(subset=["auc"]).groupby("split_layer")["auc"].first()
+        ax.plot(per_k.index, per_k.values, "o-", c="tab:green")
+        if split_layer in per_k.index:
+            ax.scatter([split_layer], [per_k[split_layer]], s=160, facecolors="none", edgecolors="k", lw=1.5)
+        ax.set(xlabel="split layer k", ylabel="test AUC", title="BAHE test AUC by split layer")
+        ax.set_xticks(list(per_k.index))
     if len(pick):
         r = pick.iloc[0]
-        fig.suptitle(f"split at layer {split_layer}, history {history}: " + ", ".join(f"{c} {r[c]:.3g}" for c in cols), fontsize=9)
+        fig.suptitle(f"split at layer {split_layer}, history {history}: " +
+                     ", ".join(f"{c} {r[c]:.3g}" for c in cols + (["auc"] if has_auc and pd.notna(r.get("auc")) else [])),
+                     fontsize=9)
     fig.tight_layout()
     return fig
 
