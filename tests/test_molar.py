@@ -265,3 +265,20 @@ def test_paper_prompt_fits_and_always_ends_at_the_cur_item_position():
         paper_prompts([short], tok, max_length=12)
     with pytest.raises(ValueError, match="unknown MIRM pooling 'first'"):
         mirm_vectors(None, pooling="first")
+
+
+def test_mirm_finetune_runs_the_fine_tune_with_the_rows_seed_and_reads_its_vectors(setup, monkeypatch):
+    """mirm_finetune=True: MIRM's fine-tune runs with the run's seed and its model makes the item vectors (the flag
+    once shadowed the function it names)."""
+    from llmrec_lite.text import mirm
+
+    split, z = setup
+    calls = []
+    monkeypatch.setattr(mirm, "mirm_finetune", lambda s, enc, seed: calls.append(("finetune", enc, seed)) or "FT")
+    monkeypatch.setattr(mirm, "mirm_vectors", lambda s, enc, fields, ft, pooling, **kw:
+                        calls.append(("vectors", ft, pooling)) or z)
+    Molar(split, **small(mirm_finetune=True, seed=7))
+    assert calls == [("finetune", "smollm2", 7), ("vectors", "FT", "mean")]
+    calls.clear()
+    Molar(split, **small(seed=7, mirm_pooling="last"))
+    assert calls == [("vectors", None, "last")]

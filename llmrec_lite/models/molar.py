@@ -59,6 +59,7 @@ from torch import nn
 
 from ..data.split import Split
 from ..losses import in_batch_info_nce, sampled_bce, symmetric_info_nce
+from ..text import mirm as _mirm
 from ..text.layers import slice_copy
 from ..text.mirm import (CUR_ITEM, FIELDS, MIRM_POOLINGS, item_attributes, mirm_examples,  # noqa: F401
                          mirm_finetune, mirm_vectors, paper_prompts)
@@ -90,8 +91,8 @@ class Molar(SequentialRecommender):
             raise ValueError(f"unknown align_loss {align_loss!r}; valid: {list(ALIGN_LOSSES)}")
         if item_z is None:
             with torch.random.fork_rng(devices=[]):  # a (cached or not) fine-tune leaves the model's start unchanged
-                ft = mirm_finetune(split, encoder, seed=seed) if mirm_finetune else None
-                item_z = mirm_vectors(split, encoder, mirm_fields, ft, mirm_pooling, **(encoder_kwargs or {}))
+                ft = _mirm.mirm_finetune(split, encoder, seed=seed) if mirm_finetune else None  # (the flag shadows the name)
+                item_z = _mirm.mirm_vectors(split, encoder, mirm_fields, ft, mirm_pooling, **(encoder_kwargs or {}))
         z = text_features(split, item_z=item_z, center=True)
         if id_model is not None and (fusion != "post" or id_model.n_items != self.n_items
                                      or id_model.item_emb.embedding_dim != dim):
