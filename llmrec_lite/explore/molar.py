@@ -87,7 +87,7 @@ def plot_alignment(cosines: dict[str, dict[str, np.ndarray]], ax=None, title: st
     return ax.figure
 
 
-def draw_molar_alignment(split: Split, item_z: np.ndarray, id_model, align_weight: float = 0.1, tau: float = 0.1,
+def draw_molar_alignment(split: Split, item_z: np.ndarray, id_model, align_weight: float = 0.3, tau: float = 0.1,
                          epochs: int = 5, reference: dict | None = None, seed: int = 2020, before=None,
                          n_map: int = 1000, **model_kw):
     """Train Molar's content stage with ``align_weight`` and ``tau`` against the fitted ``id_model`` (early
@@ -116,6 +116,6 @@ def molar_widget(split: Split, item_z: np.ndarray, id_model, reference: dict | N
     return explorer(
         lambda align_weight, tau, epochs: draw_molar_alignment(split, item_z, id_model, align_weight, tau, epochs,
                                                                reference, before=before, **model_kw), manual=True,
-        align_weight=w.FloatLogSlider(value=0.1, base=10, min=-3, max=1, step=0.5, description="lambda"),
+        align_weight=w.FloatLogSlider(value=0.3, base=10, min=-3, max=1, step=0.25, description="lambda"),
         tau=w.FloatLogSlider(value=0.1, base=10, min=-2, max=0, step=0.25, description="tau"),
         epochs=w.IntSlider(value=5, min=1, max=50, step=1))
