@@ -26,6 +26,8 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def main() -> None:
+    from llmrec_lite.config import add_device_args, apply_device_args
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["ml-100k"])
     ap.add_argument("--histories", type=int, nargs="+", default=[10, 20, 50, 100])
@@ -37,20 +39,16 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=20.0,
                     help="and more until they add up to this (a fast BAHE step gets many repetitions)")
     ap.add_argument("--users", type=int, default=400, help="users sampled per dataset (cost depends on M, not on users)")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
+    add_device_args(ap)
     args = ap.parse_args()
 
     import torch
 
-    from llmrec_lite.config import resolve_device, set_threads
     from llmrec_lite.data import ctr_view, load_dataset
     from llmrec_lite.explore.bahe import measure_encodings
     from llmrec_lite import evidence
 
-    if args.threads:
-        set_threads(args.threads)
-    device = resolve_device(args.device)
+    device = apply_device_args(args)
     kw = dict(split_layer=args.split_layer, upper_layers=args.upper_layers, tokens=args.tokens)
     rows = []
     for name in args.datasets:

@@ -23,24 +23,22 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def main() -> None:
+    from llmrec_lite.config import add_device_args, apply_device_args
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--layers", type=int, nargs="+", default=[2, 8, 30])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--length", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--device", default="cpu")
+    add_device_args(ap)
     args = ap.parse_args()
 
     import torch
 
-    from llmrec_lite.config import resolve_device, set_threads
     from llmrec_lite.text.layers import DecoderSlice, load_decoder
 
-    if args.threads:
-        set_threads(args.threads)
-    device = resolve_device(args.device)
+    device = apply_device_args(args)
     t = time.perf_counter()
     tok, lm = load_decoder(args.model, device, "float32", fresh=False)
     load_s = time.perf_counter() - t

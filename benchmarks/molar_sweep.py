@@ -73,10 +73,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, metavar="SETTING", help=f"some of: {', '.join(SETTINGS)}")
     ap.add_argument("--table", action="store_true", help="print the saved table and stop")
     args = ap.parse_args()
-    try:
-        saved = {"rows": [r["row"] for r in evidence.rows("molar_sweep")]}
-    except KeyError:  # no row yet
-        saved = {"rows": []}
+    saved = {"rows": [r["row"] for r in evidence.rows("molar_sweep", missing_ok=True)]}
     if args.table:
         print(table(saved["rows"]))
         return

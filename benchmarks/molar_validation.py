@@ -71,10 +71,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", default=None, metavar="SETTING", help=f"some of: {', '.join(SETTINGS)}")
     ap.add_argument("--table", action="store_true", help="print the stored table and stop")
     args = ap.parse_args()
-    try:
-        rows = [r["row"] for r in evidence.rows(TABLE)]
-    except KeyError:  # nothing stored yet
-        rows = []
+    rows = [r["row"] for r in evidence.rows(TABLE, missing_ok=True)]
     todo = [lab for lab in (args.only or list(SETTINGS))
             if not any(r["setting"] == lab and r["overrides"] == settings(lab) for r in rows)]
     if args.table or not todo:

@@ -83,3 +83,16 @@ def set_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"--threads must be >= 1, got {n}")
     torch.set_num_threads(n)
+
+
+def add_device_args(parser, device: str = "cpu") -> None:
+    """``--threads N`` and ``--device D`` for a benchmark script's argparse parser (see ``apply_device_args``)."""
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", default=device, help="cpu | cuda | mps | auto")
+
+
+def apply_device_args(args) -> torch.device:
+    """Set the threads ``add_device_args`` parsed, and return the device (a bad one fails here, before any work)."""
+    if args.threads:
+        set_threads(args.threads)
+    return resolve_device(args.device)

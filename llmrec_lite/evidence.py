@@ -76,10 +76,11 @@ def runs(store: str | os.PathLike | None = None, **where) -> list[dict]:
     return out
 
 
-def rows(table: str, store: str | os.PathLike | None = None) -> list[dict]:
-    """The records of one measured table (each with ``row``, ``key``, ``settings``, ``environment``, ``command``)."""
+def rows(table: str, store: str | os.PathLike | None = None, missing_ok: bool = False) -> list[dict]:
+    """The records of one measured table (each with ``row``, ``key``, ``settings``, ``environment``, ``command``);
+    a table with no row is an error naming the tables there are (``missing_ok``: an empty list)."""
     out = [r for r in read(store) if r["table"] == table]
-    if not out:
+    if not out and not missing_ok:
         tables = sorted({r["table"] for r in read(store)})
         raise KeyError(f"the evidence store has no table {table!r}; tables: {tables}")
     return out
