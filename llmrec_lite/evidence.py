@@ -21,6 +21,7 @@ same identity and keep everything else, atomically: a cut-off job loses nothing 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -118,13 +119,31 @@ def write(records: list[dict], store: str | os.PathLike | None = None, replace_t
     """Add ``records``, replacing stored ones of the same identity (and, with ``replace_table``, every stored row of
     that table); everything else is kept in place. One atomic write."""
     p = path(store)
-    old = read(store) if p.is_file() else []
-    new = {identity(r): r for r in records}
-    kept = [r for r in old if identity(r) not in new and r["table"] != replace_table]
-    with atomic_path(p) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept + list(new.values())),
-                       encoding="utf-8")
+    with _locked(p):  # two scripts writing at once would each drop the other's rows (read, then replace)
+        old = read(store) if p.is_file() else []
+        new = {identity(r): r for r in records}
+        kept = [r for r in old if identity(r) not in new and r["table"] != replace_table]
+        with atomic_path(p) as tmp:
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept + list(new.values())),
+                           encoding="utf-8")
     return p
+
+
+@contextlib.contextmanager
+def _locked(p: Path):
+    """An exclusive lock on the store's ``.lock`` twin for a read-modify-write (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one writer at a time is the user's to keep
+        yield
+        return
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p.with_name(p.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _rows_hash(per_row: dict) -> str:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,10 @@ from ..text.general_instructions import GENERAL_EVAL, GENERAL_TRAIN, keyword_hit
 
 SYSTEM = "You are a consumer-behaviour analyst for a movie website."
 MIXES = ("mixed", "rec")
+# the committed pool: CoTs for 10% of ml-100k's CTR train rows (``benchmarks/cot_pool.py`` writes and resumes it)
+ARTEFACTS = Path(__file__).resolve().parents[2] / "artefacts" / "llmcf"
+POOL_DATASET, POOL_FILE, POOL_TOKENS, POOL_NO_REPEAT = "ml-100k", "ml-100k-cot-pool.jsonl.gz", 256, 4
+POOL_META = "ml-100k-cot-pool.json"  # how the committed pool was made: the settings its keys hash
 
 
 def item_names(dataset) -> list[str]:
@@ -100,6 +105,16 @@ def recgen(view, lm="smollm2", n_rec: int = 256, mix: str = "mixed", general_sha
     tok = load_decoder(lm, fresh=False)[0] if isinstance(lm, str) else lm[0]
     examples = recgen_examples(view, tok, n_rec, mix, general_share, seed)
     return finetune(lm, examples, seed=seed, identity=identity, **finetune_kw)
+
+
+def recgen_identity(rg) -> str:
+    """What RecGen's generations are keyed on: its adapter folder's name, which is the hash of the base LM's identity,
+    the fine-tune's examples and settings (never the folder's location, so a clone elsewhere finds the same keys)."""
+    from pathlib import Path
+
+    if not rg.path:
+        raise ValueError("this RecGen was not cached (cache=False), so it has no identity to key generations on")
+    return "recgen:" + Path(rg.path).name
 
 
 @torch.no_grad()
@@ -232,6 +247,38 @@ def feature_pool(view, n: int, seed: int = 0) -> CoTPool:
     rows = sample_rows(view, n, seed)
     rows["cot"] = ""
     return CoTPool(rows, np.zeros((len(rows), 1), np.float32))
+
+
+def committed_pool(view, embedder: str = "minilm", progress: bool = True) -> CoTPool:
+    """The committed CoT pool (``artefacts/llmcf/``, written by ``benchmarks/cot_pool.py``): the CoTs of a 10% sample
+    of ``view``'s train rows, no LLM call. Each row's CoT is found by its key (its exact prompt rebuilt here, with
+    RecGen's identity and the decoding settings the pool's metadata names), so a changed prompt or setting finds no
+    stale text; embedded with ``embedder`` (cached)."""
+    from ..text import encode_items
+    from ..text.generate import read_rows, row_key
+
+    meta_path, pool_path = ARTEFACTS / POOL_META, ARTEFACTS / POOL_FILE
+    if not (meta_path.is_file() and pool_path.is_file()):
+        raise FileNotFoundError(f"no committed CoT pool in {ARTEFACTS}: run `python benchmarks/cot_pool.py` "
+                                f"(hours on a CPU, minutes on a GPU), then `--compress`")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if view.dataset.name != meta["dataset"]:
+        raise ValueError(f"the committed CoT pool is {meta['dataset']}'s, not {view.dataset.name}'s; build one with "
+                         f"build_pool(view, rows_path=...)")
+    rows = sample_rows(view, meta["n"], meta["seed"])
+    names = item_names(view.dataset)
+    rows["prompt"] = [cot_prompt(names, h, hl, i, y) for h, hl, i, y in
+                      zip(rows["history"], rows["history_label"], rows["item"], rows["label"])]
+    done = read_rows(pool_path)
+    rows["cot"] = [done.get(row_key(p, meta["identity"], SYSTEM, meta["max_new_tokens"], meta["dtype"], True,
+                                    meta["no_repeat"])) for p in rows["prompt"]]
+    rows = rows[rows["cot"].notna()].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"none of the {len(done)} committed CoTs matches today's prompts or settings (the prompt or "
+                         f"RecGen changed since): regenerate with `python benchmarks/cot_pool.py`")
+    texts = [c if c.strip() else "(empty)" for c in rows["cot"]]
+    cot_z = encode_items(texts, embedder, progress=progress)
+    return CoTPool(rows, cot_z.astype(np.float32), os.fspath(pool_path))
 
 
 RECGEN = ("mixed", "rec", "none")

@@ -56,6 +56,14 @@ def answer_labels(tok, prompts: list[str], answers: list[str], max_length: int) 
     return {"input_ids": ids, "attention_mask": mask, "labels": lab}
 
 
+def shipped_adapter(name: str):
+    """``artefacts/lora/<name>``: an adapter committed with the repository (e.g. LLM-CF's RecGen, which wrote the
+    committed CoT pool), found by the same cache key, so a fresh clone loads it instead of training it."""
+    from ..config import REPO_ROOT
+
+    return REPO_ROOT / "artefacts" / "lora" / name
+
+
 def finetune(lm, examples: list[tuple[str, str]], epochs: int = 1, lr: float = 2e-4, batch_size: int = 4,
              rank: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.05, target_modules=DEFAULT_TARGETS,
              max_length: int = 256, seed: int = 0, device="cpu", progress: bool = True, cache: bool = True,
@@ -89,9 +97,10 @@ def finetune(lm, examples: list[tuple[str, str]], epochs: int = 1, lr: float = 2
     if cache:
         key = cache_key(identity=identity, settings=settings, examples=[list(e) for e in examples])
         path = cache_path("lora", str(identity), key, "", cache_dir)
-        if (path / "adapter_config.json").is_file():
-            model = PeftModel.from_pretrained(base, str(path)).to(device).eval()
-            return FinetuneResult(model, tok, [], True, str(path))
+        for found in (path, shipped_adapter(path.name)):  # the cache, then the adapters the repository ships
+            if (found / "adapter_config.json").is_file():
+                model = PeftModel.from_pretrained(base, str(found)).to(device).eval()
+                return FinetuneResult(model, tok, [], True, str(found))
     seed_everything(seed)
     config = LoraConfig(r=rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=list(target_modules),
                         task_type="CAUSAL_LM")

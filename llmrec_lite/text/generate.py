@@ -62,21 +62,58 @@ def generate(prompts, model: str = "smollm2", system: str | None = None, max_new
     return outputs
 
 
-def row_key(prompt: str, ident: str, system: str | None, max_new_tokens: int, dtype: str, chat: bool) -> str:
+class NoRepeatInReply:
+    """A logits processor: greedy decoding may not repeat any ``n``-gram of its own reply (the prompt's n-grams stay
+    allowed, so names can be copied from it). A small LM decoding greedily otherwise loops on one line until the token
+    cap; HF's ``no_repeat_ngram_size`` also bans the prompt's n-grams, which garbles the titles a CoT must quote."""
+
+    def __init__(self, n: int, prompt_len: int):
+        self.n, self.start = n, prompt_len
+
+    def __call__(self, input_ids, scores):
+        n, reply = self.n, input_ids[:, self.start:]
+        if reply.shape[1] < n:
+            return scores
+        win = reply.unfold(1, n - 1, 1)  # [B, L-n+2, n-1]: every (n-1)-gram of the reply
+        match = (win[:, :-1] == win[:, -1:]).all(-1)  # [B, L-n+1]: an earlier (n-1)-gram equal to the last one
+        ban = torch.zeros(scores.shape, dtype=torch.int8, device=scores.device)
+        ban.scatter_reduce_(1, reply[:, n - 1:], match.to(torch.int8), reduce="amax")  # the token that followed it
+        return scores.masked_fill(ban.bool(), -float("inf"))
+
+
+def _generate_batch(lm, tok, enc, max_new_tokens: int, no_repeat: int | None):
+    from transformers import LogitsProcessorList
+
+    kw = {}
+    if no_repeat:
+        kw["logits_processor"] = LogitsProcessorList([NoRepeatInReply(no_repeat, enc["input_ids"].shape[1])])
+    gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id, **kw)
+    return [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+
+
+def row_key(prompt: str, ident: str, system: str | None, max_new_tokens: int, dtype: str, chat: bool,
+            no_repeat: int | None = None) -> str:
     """The cache key of one generation: the exact prompt with everything that decides its greedy output."""
-    return cache_key(model=ident, system=system, max_new_tokens=max_new_tokens, dtype=dtype, decoding="greedy",
+    decoding = "greedy" + (f", no {no_repeat}-gram repeated in the reply" if no_repeat else "")
+    return cache_key(model=ident, system=system, max_new_tokens=max_new_tokens, dtype=dtype, decoding=decoding,
                      chat=chat, prompt=prompt)
 
 
 def read_rows(path) -> dict[str, str]:
-    """{key: output} of a per-row generation file (JSONL). A line a cut-off write left unfinished is skipped, and
+    """{key: output} of a per-row generation file (JSONL, or gzip-compressed JSONL when it ends in .gz). A line a cut-off write left unfinished is skipped, and
     said in one line."""
     from pathlib import Path
 
     p, out, bad = Path(path), {}, 0
     if not p.is_file():
         return out
-    for line in p.read_text(encoding="utf-8").splitlines():
+    if p.suffix == ".gz":
+        import gzip
+
+        text = gzip.decompress(p.read_bytes()).decode("utf-8")
+    else:
+        text = p.read_text(encoding="utf-8")
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
@@ -92,13 +129,14 @@ def read_rows(path) -> dict[str, str]:
 def generate_rows(prompts, path, model: str = "smollm2", system: str | None = None, max_new_tokens: int = 64,
                   batch_size: int = 8, device="auto", dtype: str | None = None, lm=None, identity: str | None = None,
                   chat: bool = True, seed: int = 0, limit: int | None = None, progress: bool = True,
-                  extra: list[dict] | None = None) -> list[str | None]:
+                  extra: list[dict] | None = None, no_repeat: int | None = None) -> list[str | None]:
     """Greedy completions kept one JSONL line per prompt in ``path`` ({"key", "output"} + that prompt's ``extra``
     fields, e.g. its data row), each keyed by ``row_key`` (the exact prompt, the model or adapter identity, the
     system prompt, dtype and decoding settings). Rows already in the file are read back. The missing ones are
     generated in a seeded random order, batch by batch, and each batch is appended and flushed as it finishes:
     a run that is cut off keeps every finished row, the next run generates only the rest, and any prefix of the
-    work is a random sample of the rows. ``limit``: generate at most this many new rows in this call. Returns the
+    work is a random sample of the rows. ``no_repeat``: no n-gram of a reply repeated in it (``NoRepeatInReply``).
+    ``limit``: generate at most this many new rows in this call. Returns the
     outputs in prompt order; rows not generated yet are None."""
     import os
     from pathlib import Path
@@ -109,7 +147,7 @@ def generate_rows(prompts, path, model: str = "smollm2", system: str | None = No
     spec, name, ident, dev, dtype = models.where(model, lm, identity, device, dtype, True, "generating")
     if spec is not None and not spec.causal:
         raise ValueError(f"{model!r} is not a causal LLM; use 'smollm2' or a *ForCausalLM model")
-    keys = [row_key(p, ident, system, max_new_tokens, dtype, chat) for p in prompts]
+    keys = [row_key(p, ident, system, max_new_tokens, dtype, chat, no_repeat) for p in prompts]
     done = read_rows(path)
     todo = [i for i in np.random.default_rng(seed).permutation(len(prompts)) if keys[i] not in done]
     seen, uniq = set(), []  # a prompt given twice is generated once
@@ -128,8 +166,7 @@ def generate_rows(prompts, path, model: str = "smollm2", system: str | None = No
                 batch = [prompts[i] for i in idx]
                 texts = chat_inputs(tok, batch, system) if chat else [(system + "\n\n" if system else "") + p for p in batch]
                 enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
-                gen = lm.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-                outs = [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)]
+                outs = _generate_batch(lm, tok, enc, max_new_tokens, no_repeat)
                 for i, o in zip(idx, outs):
                     done[keys[i]] = o
                     f.write(json.dumps({"key": keys[i], "output": o, **(extra[i] if extra else {})}, ensure_ascii=False) + "\n")
