@@ -5,6 +5,7 @@ resumably, one JSONL line per finished row.
     python benchmarks/cot_pool.py --limit 200              # at most 200 more rows this time
     python benchmarks/cot_pool.py --device cuda --batch 256  # on a GPU (float32: the same keys as a CPU run)
     python benchmarks/cot_pool.py --status                 # how many rows are done
+    python benchmarks/cot_pool.py --runs                   # the stored generation runs: rows per minute per device
 
 Rows: a seeded uniform sample (seed 0) of the train rows (``llmcf_offline.sample_rows``), the official prompt's
 four points (``cot_prompt``), written by RecGen (SmolLM2 + the LoRA adapter ``recgen(mix="mixed", seed=0)``,
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RUNS = "cot_pool_runs"  # the evidence store's table of generation runs: device, batch, rows, seconds
 sys.path.insert(0, str(HERE.parent))
 
 
@@ -40,9 +42,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--status", action="store_true")
+    ap.add_argument("--runs", action="store_true", help="print the stored generation runs (rows per minute) and stop")
     ap.add_argument("--compress", action="store_true", help="write the .gz that is committed from the JSONL")
     add_device_args(ap)
     args = ap.parse_args()
+    if args.runs:
+        from llmrec_lite import evidence
+
+        print(evidence.frame(RUNS).to_string())
+        return
     dev = apply_device_args(args)
 
     import torch
@@ -90,6 +98,20 @@ def main() -> None:
                         no_repeat=off.POOL_NO_REPEAT)
     new = sum(g is not None for g in got) - before
     sec = time.perf_counter() - t
+    if new:
+        import platform
+
+        from llmrec_lite import evidence
+
+        when = time.strftime("%Y-%m-%d %H:%M")
+        env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(dev),
+               "machine": platform.machine(), "date": when[:10]}
+        if dev.type == "cuda":
+            env["gpu"] = torch.cuda.get_device_name(dev)
+        row = {"device": str(dev), "batch": args.batch, "new rows": new, "seconds": round(sec, 1),
+               "rows per minute": round(60 * new / sec, 1), "max new tokens": off.POOL_TOKENS}
+        evidence.write([evidence.table_row(RUNS, [str(dev), when], row, "python benchmarks/cot_pool.py "
+                                           f"--device {dev.type} --batch {args.batch}", {}, env)])
     print(f"{new} new rows in {sec:.0f} s ({sec / max(new, 1):.2f} s/row, {dev}); "
           f"{sum(g is not None for g in got)} of {len(prompts)} done -> {out}")
 

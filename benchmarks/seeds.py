@@ -38,6 +38,14 @@ JOBS = {  # label: (model, overrides)
     "molar": ("molar", {}),
     "molar-early": ("molar", {"fusion": "early"}),
     "molar-content": ("molar", {"fusion": "none"}),
+    # LLM-CF's sequential comparison: every row reads a 20-item window (the pool rows' history), CE loss, the committed
+    # 10% CoT pool; the ICT without its user embedding, so that "+ICT" and the backbone read the same inputs
+    "llmcf-sasrec-backbone": ("sasrec", {"loss_type": "ce", "max_len": 20}),
+    "llmcf-sasrec": ("llmcf-sasrec", {"ict_user": False}),
+    "llmcf-sasrec-random": ("llmcf-sasrec", {"ict_user": False, "retrieval": "random"}),  # random rows, drawn per row
+    "llmcf-sasrec-k0": ("llmcf-sasrec", {"ict_user": False, "k": 0}),                     # the ICT with no example
+    "llmcf-sasrec-nocot": ("llmcf-sasrec", {"ict_user": False, "cot": False}),            # examples without their CoT
+    "llmcf-sasrec-user": ("llmcf-sasrec", {}),                                            # + the ICT's user embedding
 }
 
 

@@ -163,8 +163,34 @@ def cost_tables() -> dict:
     return out
 
 
-def write_docs(readme=None, benchmarks=None) -> str:
-    """The README's verdict table and docs/benchmarks.md's cost tables, from the evidence store."""
+def gpu_table() -> str:
+    """Markdown: every stored run trained on a CUDA GPU beside the same row's runs on this project's CPU (seconds per
+    epoch, the CPU's from runs that did not share the machine), from the evidence store."""
+    import statistics
+
+    from . import evidence
+
+    runs = [r for r in evidence.runs() if not r.get("superseded") and r.get("epochs")]
+    per_epoch = lambda r: r["train_seconds"] / r["epochs"]
+    gpu = sorted((r for r in runs if r.get("environment", {}).get("device") == "cuda"),
+                 key=lambda r: (r["dataset"], evidence.label(r), r["seed"]))
+    if not gpu:
+        return "No run on a GPU is stored yet."
+    lines = ["| row | dataset | seed | GPU | epochs | GPU s | GPU s/epoch | CPU s/epoch (runs) | CPU / GPU |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in gpu:
+        cpu = [per_epoch(c) for c in runs if evidence.label(c) == evidence.label(r) and c["dataset"] == r["dataset"]
+               and c.get("environment", {}).get("device") == "cpu" and not c["environment"].get("contended")]
+        env = r["environment"]
+        c = statistics.median(cpu) if cpu else None
+        lines.append(f"| {evidence.label(r)} | {r['dataset']} | {r['seed']} | {env.get('gpu', 'CUDA')}, torch {env['torch']} | "
+                     f"{r['epochs']} | {r['train_seconds']:.0f} | {per_epoch(r):.3f} | "
+                     + (f"{c:.2f} ({len(cpu)}) | {c / per_epoch(r):.0f}x |" if c else "none stored | |"))
+    return "\n".join(lines) + "\n\nRecomputed by each row's `python benchmarks/seeds.py run <row> --dataset <d> --seeds <s>` on a GPU."
+
+
+def write_docs(readme=None, benchmarks=None, gpu=None) -> str:
+    """The README's verdict table, docs/benchmarks.md's cost tables and docs/gpu.md's GPU times, from the store."""
     from pathlib import Path
 
     from .io import replace_block
@@ -174,4 +200,5 @@ def write_docs(readme=None, benchmarks=None) -> str:
     replace_block(readme or root / "README.md", "VERDICTS", md)
     for name, block in cost_tables().items():
         replace_block(benchmarks or root / "docs" / "benchmarks.md", name, block)
+    replace_block(gpu or root / "docs" / "gpu.md", "GPUTIMES", gpu_table())
     return md

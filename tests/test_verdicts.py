@@ -77,3 +77,25 @@ def test_the_readme_stays_short():
         if line.startswith("|") and not line.startswith("|---"):
             for cell in line.strip("|").split("|"):
                 assert len(cell.split()) <= 25, f"a README table cell over 25 words: {cell.strip()[:80]}..."
+
+
+def test_gpu_table_puts_each_gpu_run_beside_the_uncontended_cpu_runs_of_its_row(tmp_path, monkeypatch):
+    from llmrec_lite import evidence
+    from llmrec_lite.verdicts import gpu_table
+
+    store = tmp_path / "e.jsonl"
+    monkeypatch.setenv("LLMREC_EVIDENCE", str(store))
+
+    def run(device, seed, seconds, epochs, contended=False, lab="molar"):
+        return evidence.as_run({"model": "molar", "dataset": "ml-100k", "split": "loo", "seed": seed, "epochs": epochs,
+                                "train_seconds": seconds, "environment": {"device": device, "torch": "2.x",
+                                                                          "contended": contended}}, lab, "cmd")
+    evidence.write([run("cpu", 2020, 300.0, 100), run("cpu", 1, 500.0, 100),
+                    run("cpu", 2, 9000.0, 100, contended=True),  # a time taken beside another job: not a cost
+                    run("cuda", 3, 20.0, 200)], store)
+    md = gpu_table()
+    # GPU: 20 s / 200 epochs = 0.100 s per epoch; CPU: median(3.00, 5.00) = 4.00 over 2 runs -> 40x
+    assert "| molar | ml-100k | 3 | CUDA, torch 2.x | 200 | 20 | 0.100 | 4.00 (2) | 40x |" in md
+    store.unlink()
+    evidence.write([run("cpu", 1, 500.0, 100)], store)
+    assert gpu_table() == "No run on a GPU is stored yet."

@@ -37,8 +37,9 @@ Sizes (official configs): SASRec d = 64, M and MLP_f one Linear; DIN d = 32, M 3
 (ReLU between). Deviations, named: MiniLM (384-d) instead of BGE (768-d); retrieval excludes the query's
 whole user (official: only the same user's later rows, which lets a row retrieve itself); the examples
 are ordered by similarity instead of shuffled; ml-100k fields (user, item, title text) instead of Amazon's
-brand and category. ``pool=None`` builds the default pool (``llmcf_offline.default_pool``: RecGen
-``recgen`` writes CoTs for ``pool_size`` train rows; cached). SASRec trains with the project's SASRec loss over every position of a window (the
+brand and category. ``pool=None`` reads the default pool (``llmcf_offline.default_pool``: on ml-100k the committed
+CoTs of 10% of the train rows, as the paper; elsewhere, or with ``pool_size``, RecGen writes CoTs for that many train
+rows; cached). SASRec trains with the project's SASRec loss over every position of a window (the
 official LLM-CF trains one row per target), each position its own query. ``ict_share`` < 1 (a CPU-cost
 deviation; at every position the ICT costs ~15x SASRec's step on ml-100k, 2 CPU cores): in training, each batch
 sends a random share of its positions through the ICT and fuses w there; the other positions train with h alone,
@@ -188,7 +189,7 @@ class LLMCFSASRec(SASRec):
 
     def __init__(self, split, pool: CoTPool | None = None, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  recon_weight: float = 0.0, fusion: float = 0.1, dim: int = 64, encoder: str = "minilm",
-                 item_z: np.ndarray | None = None, pool_size: int = 400, recgen: str = "mixed", ict_share: float = 1.0,
+                 item_z: np.ndarray | None = None, pool_size: int | None = None, recgen: str = "mixed", ict_share: float = 1.0,
                  n_layers: int = 2, n_heads: int = 2, max_len: int = 20, dropout: float = 0.2, loss_type: str = "ce",
                  init: str = INIT, similarity: str = "dot", ict_user: bool = True):
         super().__init__(split, dim, n_layers, n_heads, max_len, dropout, loss_type, init)  # the backbone, as sasrec
@@ -248,7 +249,7 @@ class LLMCFDIN(DIN):
 
     def __init__(self, split, pool: CoTPool | None = None, k: int = 4, retrieval: str = "similar", cot: bool = True,
                  recon_weight: float = 1.0, dim: int = 32, encoder: str = "minilm", item_z: np.ndarray | None = None,
-                 pool_size: int = 400, recgen: str = "mixed", att_hidden: tuple = (80, 40), hidden: tuple = (200, 80),
+                 pool_size: int | None = None, recgen: str = "mixed", att_hidden: tuple = (80, 40), hidden: tuple = (200, 80),
                  dropout: float = 0.0, similarity: str = "dot", user_field: bool = False, ict_user: bool = True):
         super().__init__(split, dim, att_hidden, hidden, dropout, extra_dim=dim, user_field=user_field)  # din + w
         self.recon_weight = recon_weight

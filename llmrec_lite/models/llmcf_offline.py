@@ -4,7 +4,8 @@ retrieves from. Every LLM step is cached by content (the LoRA adapter, the gener
 second run makes no LLM call.
 
     rg = recgen(view, "smollm2", mix="mixed")                        # LoRA fine-tune, cached adapter
-    pool = build_pool(view, n=400, lm=(rg.tokenizer, rg.model), identity=rg.path)
+    pool = build_pool(view, n=400, lm=(rg.tokenizer, rg.model), identity=recgen_identity(rg))
+    pool = committed_pool(view)                                       # the committed 10% pool (8036 rows), no LLM
     pool.rows                                                         # user, item, label, history, prompt, cot
 
 RecGen (official: Llama-2-7b-chat fully fine-tuned on the Amazon CTR prompts mixed with Alpaca-GPT4 and LIMA,
@@ -284,17 +285,21 @@ def committed_pool(view, embedder: str = "minilm", progress: bool = True) -> CoT
 RECGEN = ("mixed", "rec", "none")
 
 
-def default_pool(dataset, n: int = 400, recgen_mix: str = "mixed", lm: str = "smollm2", max_new_tokens: int = 64,
-                 seed: int = 0, progress: bool = True) -> CoTPool:
-    """The pool a model builds when none is given (the CLI): RecGen (``recgen_mix`` "mixed" | "rec", or
-    "none" for the LM as it is) writes the CoTs for ``n`` train rows of the dataset's CTR view; all cached."""
+def default_pool(dataset, n: int | None = None, recgen_mix: str = "mixed", lm: str = "smollm2",
+                 max_new_tokens: int = 64, seed: int = 0, progress: bool = True) -> CoTPool:
+    """The pool a model reads when none is given (the CLI). ``n=None``: the committed 10% pool (``committed_pool``)
+    when it is this dataset's, else 400 rows. Otherwise RecGen (``recgen_mix`` "mixed" | "rec", or "none" for the LM
+    as it is) writes the CoTs for ``n`` train rows of the dataset's CTR view; all cached."""
     from ..data.split import ctr_view
 
     if recgen_mix not in RECGEN:
         raise ValueError(f"unknown recgen {recgen_mix!r}; valid: {list(RECGEN)}")
     view = ctr_view(dataset)
+    if n is None and recgen_mix == "mixed" and dataset.name == POOL_DATASET and (ARTEFACTS / POOL_META).is_file():
+        return committed_pool(view, progress=progress)
+    n = 400 if n is None else n
     if recgen_mix == "none":
         return build_pool(view, n, lm, max_new_tokens=max_new_tokens, seed=seed, progress=progress)
     rg = recgen(view, lm, mix=recgen_mix, seed=seed, progress=progress)
-    return build_pool(view, n, (rg.tokenizer, rg.model), identity=rg.path, max_new_tokens=max_new_tokens, seed=seed,
-                      progress=progress)
+    return build_pool(view, n, (rg.tokenizer, rg.model), identity=recgen_identity(rg), max_new_tokens=max_new_tokens,
+                      seed=seed, progress=progress)
