@@ -46,6 +46,12 @@ JOBS = {  # label: (model, overrides)
     "llmcf-sasrec-k0": ("llmcf-sasrec", {"ict_user": False, "k": 0}),                     # the ICT with no example
     "llmcf-sasrec-nocot": ("llmcf-sasrec", {"ict_user": False, "cot": False}),            # examples without their CoT
     "llmcf-sasrec-user": ("llmcf-sasrec", {}),                                            # + the ICT's user embedding
+    # LLM-CF's CTR comparison (AUC): DIN with a user field (the official DIN input has one), the same pool
+    "llmcf-din-backbone": ("din", {"user_field": True}),
+    "llmcf-din": ("llmcf-din", {"user_field": True}),
+    "llmcf-din-random": ("llmcf-din", {"user_field": True, "retrieval": "random"}),
+    "llmcf-din-k0": ("llmcf-din", {"user_field": True, "k": 0}),
+    "llmcf-din-nocot": ("llmcf-din", {"user_field": True, "cot": False}),
 }
 
 
@@ -58,7 +64,8 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
     from llmrec_lite import evidence
     from llmrec_lite.verdicts import write_docs
 
-    done = {(evidence.label(r), r["dataset"], r["seed"]) for r in read_log() if not r.get("superseded")}
+    done = {(evidence.label(r), r["dataset"], r["seed"]) for r in evidence.runs()
+            if evidence.label(r) in JOBS and not r.get("superseded")}
     for lab in labels:
         if lab not in JOBS:
             raise SystemExit(f"unknown label {lab!r}; valid: {sorted(JOBS)}")
@@ -77,13 +84,15 @@ def run_jobs(labels: list[str], dataset: str, seeds: list[int]) -> None:
                                                      f"--seeds {seed}")])
             write_docs()  # the README's verdicts follow the store
             m = rec["metrics"]
-            print(f"{lab:22s} {dataset:13s} seed {seed:5d}: N@10 {m['ndcg@10']:.4f} tail items "
-                  f"{m['by_group']['tail_items']['ndcg@10']:.4f} valid {rec['best_valid']:.4f} | {rec['epochs']} ep, "
+            score = (f"AUC {m['auc']:.4f}" if "auc" in m else
+                     f"N@10 {m['ndcg@10']:.4f} tail items {m['by_group']['tail_items']['ndcg@10']:.4f}")
+            print(f"{lab:22s} {dataset:13s} seed {seed:5d}: {score} valid {rec['best_valid']:.4f} | {rec['epochs']} ep, "
                   f"{time.perf_counter() - t:.0f} s", flush=True)
 
 
 def read_log() -> list[dict]:
-    """The store's leave-one-out runs of the labels this script knows."""
+    """The store's leave-one-out runs of the labels this script knows (the report's tables; CTR rows, AUC, are
+    read by the notebooks and the README's verdicts)."""
     from llmrec_lite import evidence
 
     return [r for r in evidence.runs() if evidence.label(r) in JOBS and r["split"] == "loo"]

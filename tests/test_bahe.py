@@ -375,3 +375,26 @@ def test_bahes_pooling_never_changes_the_token_level_baselines_inputs(setup):
     assert torch.equal(bahe_skip["atoms"], own["atoms"])
     with pytest.raises(ValueError, match="unknown target_pooling 'last'"):
         BAHE(view, lm=pair, encoding="token", target_pooling="last", **KW)
+
+
+def test_cost_grid_measures_each_point_builds_the_table_once_and_round_trips_the_store(synth, tmp_path, monkeypatch):
+    import llmrec_lite.explore.bahe as eb
+
+    calls = []
+
+    def fake(view, batch_size, reps, device, min_seconds, build_table, **lm):
+        calls.append((view.max_history, build_table, batch_size, lm["tokens"]))
+        if view.max_history == 50:
+            raise ValueError("only 3 train rows have 50 behaviours")
+        return {"history": view.max_history, "token s/step": 1.0, "atomic s/step": 0.25, "speed-up": 4.0}
+
+    monkeypatch.setattr(eb, "measure_encodings", fake)
+    cost = eb.cost_grid({"synthetic": synth}, datasets=("synthetic",), histories=(5, 10, 50), users=10 ** 6,
+                        build_at=("synthetic", 10), lm={"split_layer": 1, "upper_layers": 1, "tokens": 7}, progress=False)
+    assert calls == [(5, False, 8, 7), (10, True, 8, 7), (50, False, 8, 7)]  # the cold build at build_at only
+    assert cost["history"].tolist() == [5, 10] and cost["dataset"].unique().tolist() == ["synthetic"]  # 50 skipped
+    monkeypatch.setenv("LLMREC_EVIDENCE", str(tmp_path / "e.jsonl"))
+    eb.save_cost_grid(cost, "python benchmarks/bahe_cost.py --histories 5 10")
+    eb.save_cost_grid(cost.iloc[:1], "again")  # replaces the table, keeps nothing of the first
+    back = eb.load_cost_grid()
+    assert back.to_dict("records") == cost.iloc[:1].to_dict("records") and back.attrs["command"] == "again"

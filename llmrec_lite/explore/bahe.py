@@ -2,6 +2,8 @@
 complexity formulas predict for this data and model, and the measured cost of both encodings."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 from .common import explorer
@@ -156,6 +158,69 @@ def measure_encodings(view, batch_size: int = 16, reps: int = 3, device="cpu", s
                 "total memory ratio": row["token total MB"] / row["atomic total MB"]}
     row["predicted speed-up"] = pred["predicted speed-up"]
     return row
+
+
+# the cost grid (benchmarks/bahe_cost.py and notebook 05's full run measure it, into the store's ``bahe_cost`` table)
+COST_GRID = {"datasets": ("ml-100k", "ml-1m"), "histories": (10, 20, 50, 100), "batch_size": 8, "reps": 3,
+             "min_seconds": 15.0, "users": 400, "build_at": ("ml-100k", 20)}
+COST_TABLE = "bahe_cost"
+
+
+def cost_grid(loaded: dict | None = None, device="cpu", progress: bool = True, **changes) -> pd.DataFrame:
+    """``measure_encodings`` for every dataset and history of ``COST_GRID`` (``changes`` override it; ``lm`` the
+    split / upper layers / tokens, default ``COMPARISON["lm"]``) on ``users`` sampled users each (the cost depends on
+    M, not on the users); the table's cold build is timed at ``build_at`` only. ``loaded``: {name: Dataset} already
+    loaded (the others are loaded here). A history no batch of full rows fits is skipped, and said."""
+    from ..data import ctr_view, load_dataset
+
+    g = COST_GRID | {"lm": COMPARISON["lm"]} | changes
+    rows = []
+    for name in g["datasets"]:
+        ds = (loaded or {}).get(name)
+        ds = load_dataset(name, verbose=False) if ds is None else ds
+        if ds.n_users > g["users"]:
+            ds = ds.sample_users(g["users"], seed=COMPARISON["row_seed"])
+        for m in g["histories"]:
+            try:
+                row = {"dataset": name} | measure_encodings(ctr_view(ds, max_history=m), g["batch_size"], g["reps"], device,
+                                                         min_seconds=g["min_seconds"],
+                                                         build_table=(name, m) == tuple(g["build_at"]), **g["lm"])
+            except ValueError as e:
+                print(f"{name}, M = {m}: skipped ({e})")
+                continue
+            rows.append(row)
+            if progress:
+                print(f"{name}, M = {m}: token {row['token s/step']:.2f} s/step, BAHE {row['atomic s/step']:.3f} s/step, "
+                      f"{row['speed-up']:.1f}x", flush=True)
+    return pd.DataFrame(rows)
+
+
+def save_cost_grid(cost: pd.DataFrame, command: str, settings: dict | None = None) -> None:
+    """Replace the store's ``bahe_cost`` table with ``cost`` (one row per dataset and M), with the environment."""
+    import os
+    import platform
+    import time
+
+    import torch
+
+    from .. import evidence
+
+    env = {"threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+           "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+    rows = json.loads(cost.to_json(orient="records", double_precision=15))
+    evidence.write([evidence.table_row(COST_TABLE, [r["dataset"], r["history"]], r, command,
+                                       settings or {k: (list(v) if isinstance(v, tuple) else v) for k, v in COST_GRID.items()},
+                                       env) for r in rows], replace_table=COST_TABLE)
+
+
+def load_cost_grid() -> pd.DataFrame:
+    """The stored ``bahe_cost`` table as ``cost_grid`` returns it (``attrs``: its command and date)."""
+    from .. import evidence
+
+    recs = evidence.rows(COST_TABLE)
+    df = pd.DataFrame([r["row"] for r in recs])
+    df.attrs = {"command": recs[0]["command"], "date": recs[0]["environment"].get("date")}
+    return df
 
 
 def plot_counts(counts: dict, ax=None):
