@@ -250,11 +250,11 @@ def feature_pool(view, n: int, seed: int = 0) -> CoTPool:
     return CoTPool(rows, np.zeros((len(rows), 1), np.float32))
 
 
-def committed_pool(view, embedder: str = "minilm", progress: bool = True) -> CoTPool:
+def committed_pool(view, embedder: str = "minilm", progress: bool = True, limit: int | None = None) -> CoTPool:
     """The committed CoT pool (``artefacts/llmcf/``, written by ``benchmarks/cot_pool.py``): the CoTs of a 10% sample
     of ``view``'s train rows, no LLM call. Each row's CoT is found by its key (its exact prompt rebuilt here, with
     RecGen's identity and the decoding settings the pool's metadata names), so a changed prompt or setting finds no
-    stale text; embedded with ``embedder`` (cached)."""
+    stale text; embedded with ``embedder`` (cached). ``limit``: the first that many rows only (a quick look)."""
     from ..text import encode_items
     from ..text.generate import read_rows, row_key
 
@@ -274,6 +274,7 @@ def committed_pool(view, embedder: str = "minilm", progress: bool = True) -> CoT
     rows["cot"] = [done.get(row_key(p, meta["identity"], SYSTEM, meta["max_new_tokens"], meta["dtype"], True,
                                     meta["no_repeat"])) for p in rows["prompt"]]
     rows = rows[rows["cot"].notna()].reset_index(drop=True)
+    rows = rows.iloc[:limit] if limit is not None else rows
     if rows.empty:
         raise ValueError(f"none of the {len(done)} committed CoTs matches today's prompts or settings (the prompt or "
                          f"RecGen changed since): regenerate with `python benchmarks/cot_pool.py`")
