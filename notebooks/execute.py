@@ -213,10 +213,13 @@ DEFAULT_RUN = {
                          "the five ablations, single-view scores, semantic drift, the SmolLM2 variant, five seeds"),
     "03_pad.ipynb": ("PAD's three stages on ml-100k against their stored runs; the MMD toy, UMAP, alignment explorer",
                      "the forgetting runs, the MMD-weight sweep, the stage-3 choices, ID+text concat, five seeds"),
-    "04_molar.ipynb": ("everything (its default run still trains its fusion comparison)",
-                       "the validation sweep, the ml-100k rows"),
-    "05_bahe.ipynb": ("everything (its default run still trains its CTR comparison)", "–"),
-    "06_llm_cf.ipynb": ("everything (its default run still trains RecGen and its backbones)", "–"),
+    "04_molar.ipynb": ("Molar and its SASRec teacher on ml-100k, checked against their stored runs; the alignment "
+                       "cosines and explorer", "the validation sweep, the MIRM fine-tune, content only's alignment, "
+                       "three seeds of four rows on two datasets"),
+    "05_bahe.ipynb": ("BAHE (paper) and BAHE + S on ml-100k, checked against their stored runs; DIN; the step costs",
+                      "token level's runs, the pooling and depth variants, the split-layer grid, three seeds"),
+    "06_llm_cf.ipynb": ("DIN and DIN + ICT on ml-100k, checked against their stored runs; retrieval explorer, "
+                        "serving cost", "RecGen's abilities, the SASRec rows and controls, three seeds"),
     "07_side_by_side.ipynb": ("the atlas's MF, LightGCN and AlphaRec on ml-100k, UMAP maps",
                               "the leaderboard, paired contrasts and cost growth (every benchmark run)"),
 }
