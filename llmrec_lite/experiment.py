@@ -282,8 +282,11 @@ def _load_stored(cls, split, model_kw: dict, key_hash: str, model: str, seed: in
 def _environment(device) -> dict:
     dev = resolve_device(device)
     gpu = {"gpu": torch.cuda.get_device_name(dev)} if dev.type == "cuda" else {}
+    from .text.models import default_dtype
+
     return {"llmrec_lite": __version__, "torch": torch.__version__, "device": str(dev),
-            "threads": torch.get_num_threads(), "python": platform.python_version()} | gpu
+            "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "lm_dtype": default_dtype(dev)} | gpu
 
 
 def _fit_record(model: str, split, seed: int, device, spec, model_kw: dict, hp: dict, m, res, stages,

@@ -131,8 +131,14 @@ def run_key(model: str, split, seed: int, device, overrides: dict) -> tuple[dict
     """(key, its hash): what determines a training run. Raises Unkeyable for an override without a fingerprint."""
     key = {"model": model, "split": split_fingerprint(split), "seed": int(seed),
            "overrides": fingerprint(dict(overrides)), "device": torch.device(device).type, "torch": torch.__version__,
-           "llmrec_lite": __version__, "code": code_hash()}
+           "llmrec_lite": __version__, "code": code_hash(), "lm_dtype": _lm_dtype(device)}
     return key, key_hash(key)
+
+
+def _lm_dtype(device) -> str:
+    from .text.models import default_dtype
+
+    return default_dtype(torch.device(device))
 
 
 def key_hash(key: dict) -> str:

@@ -191,3 +191,27 @@ def test_pad_stage_one_is_the_stored_sasrec_bce_run_both_ways(synth, tmp_store, 
     # a setting that changes stage 1 (the width) does not share it
     _, _, rec3 = train_and_test("pad", s, seed=1, progress=False, dim=16, **kw)
     assert "stages_loaded" not in rec3["model_store"] and "saved" in rec3["model_store"]
+
+
+def test_the_language_models_dtype_is_part_of_the_key_and_of_the_record(synth, monkeypatch):
+    """A run whose LM read bfloat16 vectors is another run than a float32 one (on a GPU the default is bfloat16):
+    ``LLMREC_LM_DTYPE`` changes the key, and a run's environment names the dtype it read."""
+    from llmrec_lite.experiment import _environment
+
+    s = leave_one_out(synth)
+    monkeypatch.delenv("LLMREC_LM_DTYPE", raising=False)
+    h = store.run_key("mf", s, 1, "cpu", {})[1]
+    assert _environment("cpu")["lm_dtype"] == "float32"
+    monkeypatch.setenv("LLMREC_LM_DTYPE", "bfloat16")
+    assert store.run_key("mf", s, 1, "cpu", {})[1] != h
+    assert _environment("cpu")["lm_dtype"] == "bfloat16"
+    monkeypatch.setenv("LLMREC_LM_DTYPE", "float32")
+    assert store.run_key("mf", s, 1, "cpu", {})[1] == h
+
+
+def test_a_bad_lm_dtype_is_one_line_naming_the_choices(monkeypatch):
+    from llmrec_lite.text.models import default_dtype
+
+    monkeypatch.setenv("LLMREC_LM_DTYPE", "fp8")
+    with pytest.raises(ValueError, match=r"LLMREC_LM_DTYPE='fp8' is not a dtype; use one of float32, bfloat16, float16"):
+        default_dtype(torch.device("cpu"))
