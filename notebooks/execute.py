@@ -154,7 +154,29 @@ def clean_outputs(nb) -> int:
                 changed += 1
             keep.append(o)
         cell.outputs = keep
-    return changed
+    return changed + prune_widget_state(nb)
+
+
+def prune_widget_state(nb) -> int:
+    """Drop the saved widget models no kept output shows (a dropped progress bar's HBox, bar and labels, with their
+    layouts and styles): a model stays when a kept output's view names it or a kept model refers to it
+    ("IPY_MODEL_<id>"). Returns how many models were dropped."""
+    saved = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json")
+    if not saved or not saved.get("state"):
+        return 0
+    state = saved["state"]
+    todo = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for cell in nb.cells
+            if cell.cell_type == "code" for o in cell.get("outputs", [])
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    keep = set()
+    while todo:
+        m = todo.pop()
+        if m in keep or m not in state:
+            continue
+        keep.add(m)
+        todo += re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(state[m]))
+    saved["state"] = {k: v for k, v in state.items() if k in keep}
+    return len(state) - len(keep)
 
 
 def execute(path: Path, pause_before: str | None = None, mode: str = "default", out: Path | None = None,

@@ -204,3 +204,23 @@ def test_the_meter_marks_a_run_beside_a_busy_process_contended():
         for p in busy:
             p.kill()
     assert stats["other_cpu_cores"] > 0.5 and stats["contended"] and stats["cpu_seconds"] < 0.5
+
+
+def test_saved_widget_state_keeps_only_what_a_kept_output_shows(execute_module):
+    """A dropped progress bar leaves its HBox, bar, labels and their layouts in the notebook's widget state: pruned.
+    A slider that an output shows stays, with the style it refers to."""
+    nb = nbformat.v4.new_notebook()
+    view = lambda m: {"application/vnd.jupyter.widget-view+json": {"model_id": m, "version_major": 2, "version_minor": 0}}
+    nb.cells = [nbformat.v4.new_code_cell("w"), nbformat.v4.new_code_cell("for _ in tqdm(...)")]
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data=view("aa01"))]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={**view("bb01"), "text/plain": " 40%|####  | 2/5"})]
+    model = lambda name, **st: {"model_name": name, "state": st}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0, "state": {
+        "aa01": model("IntSliderModel", style="IPY_MODEL_aa02"), "aa02": model("SliderStyleModel"),
+        "bb01": model("HBoxModel", children=["IPY_MODEL_bb02", "IPY_MODEL_bb03"], layout="IPY_MODEL_bb04"),
+        "bb02": model("HTMLModel", value=" 40%"), "bb03": model("FloatProgressModel", value=2.0),
+        "bb04": model("LayoutModel")}}}
+    dropped = execute_module.clean_outputs(nb)
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert set(state) == {"aa01", "aa02"}
+    assert dropped == 1 + 4 and nb.cells[1].outputs == []
