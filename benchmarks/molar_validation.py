@@ -19,6 +19,13 @@ others (it is the same run). Rows:
 - "fine-tuned MIRM": the item vectors after MIRM's LoRA fine-tune (``mirm_finetune``, 128 examples per task,
   the row's seed) instead of the base LM's.
 
+Third pass, one change at a time from the defaults the second pass picked (``DEFAULT``: lambda 0.3), each row
+compared with "default (lambda=0.3)", the same settings run beside them (on the same device):
+- "warm-up + cosine (E)": the paper's schedule for the content stage, linear warm-up over 5% of E epochs, then a
+  cosine decay to 0 at epoch E (``schedule="warmup-cosine"``);
+- "[User] token": DUEG reads a learned [User] vector after the sequence and the user is its state (the paper's
+  prompt), one target per window instead of one per position.
+
 Each row goes through ``experiment.train_and_validate``; it is written to the evidence store's ``molar_validation``
 table as it finishes (a cut-off run keeps its rows) with the settings and the environment. Time it alone.
 """
@@ -44,6 +51,7 @@ BASE = dict(layers=[0, 1], lm_lr=1e-3, tau=0.1, align_weight=0.1, align_loss="sy
             max_len=20)
 TRAIN = dict(epochs=400, patience=20)
 START = "lambda=0.1 (symmetric)"
+DEFAULT = "default (lambda=0.3)"
 SETTINGS = {  # label: the one change from BASE, in the order they run
     START: {},
     "lambda=0.3": {"align_weight": 0.3},
@@ -51,7 +59,13 @@ SETTINGS = {  # label: the one change from BASE, in the order they run
     "one-way loss": {"align_loss": "one-way"},
     "paper pooling": {"mirm_pooling": "last"},
     "fine-tuned MIRM": {"mirm_finetune": True},
+    DEFAULT: {"align_weight": 0.3},
+    "warm-up + cosine (50)": {"align_weight": 0.3, "schedule": "warmup-cosine", "schedule_epochs": 50},
+    "warm-up + cosine (100)": {"align_weight": 0.3, "schedule": "warmup-cosine", "schedule_epochs": 100},
+    "warm-up + cosine (200)": {"align_weight": 0.3, "schedule": "warmup-cosine", "schedule_epochs": 200},
+    "[User] token": {"align_weight": 0.3, "user_token": True},
 }
+THIRD = [lab for lab in SETTINGS if list(SETTINGS).index(lab) >= list(SETTINGS).index(DEFAULT)]
 
 
 def settings(label: str) -> dict:
@@ -63,7 +77,9 @@ def settings(label: str) -> dict:
 def table(rows: list[dict]) -> str:
     from molar_sweep import table as sweep_table  # the same markdown, this sweep's rows
 
-    return sweep_table(rows, SETTINGS, START)
+    second = sweep_table([r for r in rows if r["setting"] not in THIRD], SETTINGS, START)
+    third = sweep_table([r for r in rows if r["setting"] in THIRD], SETTINGS, DEFAULT)
+    return second + "\n\nThird pass (vs start: vs the default row)\n\n" + third
 
 
 def main() -> None:
@@ -79,11 +95,12 @@ def main() -> None:
         return
 
     from llmrec_lite.data import leave_one_out, load_dataset
+    from llmrec_lite.config import resolve_device
     from llmrec_lite.experiment import train_and_validate
 
     split = leave_one_out(load_dataset(DATASET))
     env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-           "date": time.strftime("%Y-%m-%d")}
+           "date": time.strftime("%Y-%m-%d"), "device": str(resolve_device("auto"))}
     for lab in todo:
         kw = settings(lab)
         t = time.perf_counter()
@@ -101,7 +118,8 @@ def main() -> None:
                                            {"base": BASE | TRAIN | {"seed": SEED, "dataset": DATASET}},
                                            env | {"threads": row["threads"],
                                                   "cpu_seconds": rec["environment"].get("cpu_seconds"),
-                                                  "contended": rec["environment"].get("contended")})])
+                                                  "contended": rec["environment"].get("contended"),
+                                                  "lm_dtype": rec["environment"].get("lm_dtype")})])
     print(table(rows))
     print(f"wrote {evidence.path()}")
 

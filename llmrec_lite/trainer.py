@@ -35,7 +35,8 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
     keeps the last ones, e.g. to watch what a loss does when it runs unchecked). Never reads test.
 
     Ranking models validate on full-ranking ``valid_metric`` (default recall@20); CTR models (``task ==
-    "ctr"``) on validation AUC (their LogLoss is kept in ``history``)."""
+    "ctr"``) on validation AUC (their LogLoss is kept in ``history``). A model with ``lr_factor(epoch)`` sets a
+    schedule: each epoch trains at every parameter group's learning rate times that factor (kept in ``history``)."""
     ctr = getattr(model, "task", "ranking") == "ctr"
     valid_names = ["auc"] if ctr else [f"{m}@{k}" for m in ("recall", "ndcg", "hr") for k in (10, 20)]
     valid_metric = valid_metric or valid_names[0 if ctr else 1]
@@ -51,12 +52,17 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
         res.train_seconds = time.perf_counter() - t0
         return res
     opt = torch.optim.Adam(model.param_groups(lr), lr=lr, weight_decay=weight_decay)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    schedule = getattr(model, "lr_factor", None)  # Molar's warm-up and cosine decay, say
     best_state, bad, pass_seconds = None, 0, []
     stage = getattr(model, "stage", None)  # multi-stage models (PAD): one labelled bar per stage
     desc = f"train {type(model).__name__}" + (f" · stage {stage}" if stage else "")
     bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=False)
     for epoch in bar:
         model.train()
+        factor = 1.0 if schedule is None else float(schedule(epoch))
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * factor
         t = time.perf_counter()
         total, n = 0.0, 0
         for batch in model.train_batches(batch_size, rng):
@@ -69,6 +75,8 @@ def fit(model: Recommender, split: Split, epochs: int = 300, lr: float = 1e-3, w
             total, n = total + loss.item(), n + 1
         pass_seconds.append(time.perf_counter() - t)
         row = {"epoch": epoch, "loss": total / max(n, 1), "seconds": pass_seconds[-1]}
+        if schedule is not None:
+            row["lr_factor"] = factor
         if epoch % eval_every == 0 or epoch == epochs:
             if ctr:
                 v = evaluate_ctr(model, split, "valid", device=device, groups=False)

@@ -282,3 +282,45 @@ def test_mirm_finetune_runs_the_fine_tune_with_the_rows_seed_and_reads_its_vecto
     calls.clear()
     Molar(split, **small(seed=7, mirm_pooling="last"))
     assert calls == [("vectors", None, "last")]
+
+
+def test_warmup_cosine_schedule_by_hand_and_only_in_the_content_stage(setup):
+    s, z = setup
+    m = Molar(s, item_z=z, schedule="warmup-cosine", schedule_epochs=40, **small())  # warm-up: 2 epochs (5%)
+    assert m.lr_factor(3) == 1.0  # stage "id" (the teacher, = the standalone SASRec) is never scheduled
+    m.set_stage("content")
+    got = [m.lr_factor(e) for e in (1, 2, 3, 21, 40, 60)]
+    want = [0.5, 1.0, 0.5 * (1 + np.cos(np.pi / 38)), 0.5 * (1 + np.cos(np.pi * 19 / 38)), 0.0, 0.0]
+    assert got == pytest.approx(want, abs=1e-12)
+    assert Molar(s, item_z=z, **small()).set_stage("content").lr_factor(7) == 1.0  # default: constant
+    with pytest.raises(ValueError, match="valid schedules"):
+        Molar(s, item_z=z, schedule="cosine", **small())
+
+
+def test_trainer_applies_the_models_schedule_to_every_parameter_group(setup):
+    s, z = setup
+    _, res, rec = train_and_test("molar", s, progress=False, epochs=3, patience=5, item_z=z, fusion="none",
+                                 schedule="warmup-cosine", schedule_epochs=4, **small())
+    assert [r["lr_factor"] for r in res.history] == pytest.approx([1.0, 0.5 * (1 + np.cos(np.pi / 3)),
+                                                                  0.5 * (1 + np.cos(np.pi * 2 / 3))])
+    assert rec["hyperparameters"]["schedule"] == "warmup-cosine"
+
+
+def test_user_token_state_is_the_user_and_trains_on_the_last_target(setup):
+    s, z = setup
+    torch.manual_seed(0)
+    m = Molar(s, item_z=z, user_token=True, **small(dropout=0.0)).set_stage("content").eval()
+    seq = m.test_seq[:8]
+    with torch.no_grad():
+        u = m.encode(seq)
+        assert u.shape == (8, 1, 16)
+        assert torch.allclose(m.user_embeddings(torch.arange(8))[0], u[:, 0], atol=1e-5)
+        moved = m.user_tok.clone()
+        m.user_tok.add_(1.0)
+        assert not torch.allclose(m.encode(seq), u)  # the score reads [User]'s state
+        m.user_tok.copy_(moved)
+    m.train()
+    batch = next(m.train_batches(16, np.random.default_rng(0)))
+    m.loss(batch).backward()
+    assert m.user_tok.grad is not None and m.user_tok.grad.abs().sum() > 0
+    assert Molar(s, item_z=z, **small()).user_tok is None

@@ -75,9 +75,8 @@ from .blocks import CausalEncoder, training_windows
 from .sasrec import SASRec, item_table
 
 FUSIONS = ("post", "early", "none")
-
-
 ALIGN_LOSSES = ("symmetric", "one-way")
+SCHEDULES = ("constant", "warmup-cosine")
 
 
 class Molar(SequentialRecommender):
@@ -90,12 +89,17 @@ class Molar(SequentialRecommender):
                  align_weight: float = 0.3, tau: float = 0.1, align_loss: str = "symmetric", dim: int = 64,
                  max_len: int = 20, dropout: float = 0.1, lm_lr: float = 1e-3, mirm_fields: str = "all",
                  mirm_pooling: str = "mean", mirm_finetune: bool = False, seed: int = 0,
-                 length_buckets: bool = True, id_model: SASRec | None = None):
+                 length_buckets: bool = True, id_model: SASRec | None = None, user_token: bool = False,
+                 schedule: str = "constant", schedule_epochs: int = 100):
         super().__init__(split, max_len)
         if fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {fusion!r}; valid: {list(FUSIONS)}")
         if align_loss not in ALIGN_LOSSES:
             raise ValueError(f"unknown align_loss {align_loss!r}; valid: {list(ALIGN_LOSSES)}")
+        if schedule not in SCHEDULES or schedule_epochs < 2:
+            raise ValueError(f"schedule={schedule!r}, schedule_epochs={schedule_epochs}: valid schedules "
+                             f"{list(SCHEDULES)}, schedule_epochs at least 2")
+        self.schedule, self.schedule_epochs = schedule, schedule_epochs
         if item_z is None:
             with torch.random.fork_rng(devices=[]):  # a (cached or not) fine-tune leaves the model's start unchanged
                 ft = _mirm.mirm_finetune(split, encoder, seed=seed) if mirm_finetune else None  # (the flag shadows the name)
@@ -118,6 +122,8 @@ class Molar(SequentialRecommender):
         self.w_in = nn.Linear(z.shape[1], H, bias=False)
         nn.init.normal_(self.w_in.weight, std=token_norm / math.sqrt(H))  # |W_in z| ~ a token embedding's norm
         self.id_emb = item_table(self.n_items, H) if fusion == "early" else None
+        # [User]: one learned input vector after the sequence; its state is the user (the paper's DUEG prompt)
+        self.user_tok = nn.Parameter(torch.randn(H) * token_norm / math.sqrt(H)) if user_token else None
         self.dropout = nn.Dropout(dropout)
         self.w_u, self.w_v = nn.Linear(H, dim), nn.Linear(H, dim)
         self.stage = None
@@ -139,6 +145,16 @@ class Molar(SequentialRecommender):
             self.sasrec.eval()  # a frozen teacher: no dropout
         return self
 
+    def lr_factor(self, epoch: int) -> float:
+        """The content stage's schedule: "warmup-cosine" (the paper's) warms up linearly over the first 5% of
+        ``schedule_epochs`` epochs, then decays on a cosine to 0 at ``schedule_epochs`` (early stopping ends it)."""
+        if self.schedule == "constant" or self.stage != "content":
+            return 1.0
+        warm = max(1, round(0.05 * self.schedule_epochs))
+        if epoch <= warm:
+            return epoch / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - warm) / (self.schedule_epochs - warm))))
+
     def param_groups(self, lr: float) -> list[dict]:
         lm = [p for n, p in self.named_parameters() if n.startswith("dueg.")]
         rest = [p for n, p in self.named_parameters() if not n.startswith("dueg.")]
@@ -153,9 +169,15 @@ class Molar(SequentialRecommender):
         return x * (ids > 0).unsqueeze(-1)
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
-        """[B, L] ids + 1, left-padded -> content user embeddings u_t [B, L', dim] at every position."""
+        """[B, L] ids + 1, left-padded -> content user embeddings u_t [B, L', dim] at every position (with
+        ``user_token``: [B, 1, dim], the state at [User] after the sequence)."""
         seq = CausalEncoder.trim(seq)
-        return self.w_u(self.dueg(self.dropout(self.item_inputs(seq)), (seq > 0).long()))
+        x, mask = self.item_inputs(seq), (seq > 0).long()
+        if self.user_tok is not None:
+            x = torch.cat([x, self.user_tok.expand(len(seq), 1, -1)], 1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        h = self.dueg(self.dropout(x), mask)
+        return self.w_u(h if self.user_tok is None else h[:, -1:])
 
     def item_vectors(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """v_i for ids + 1 (all items when None: [n_items, dim])."""
