@@ -49,6 +49,8 @@ def main() -> None:
     if args.runs:
         from llmrec_lite import evidence
 
+        if not evidence.rows(RUNS, missing_ok=True):
+            raise SystemExit("no generation run stored yet: `python benchmarks/cot_pool.py` stores one as it finishes")
         print(evidence.frame(RUNS).to_string())
         return
     dev = apply_device_args(args)

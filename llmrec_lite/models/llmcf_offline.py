@@ -22,8 +22,8 @@ sampling, 3 candidates scored by a heuristic, 256 new tokens; here greedy, ``max
 keeps every finished row, the next generates only the rest, in a seeded order, and the pool is the finished rows
 (any prefix of the work is a random sample of the chosen rows). Embedded with MiniLM (official: a BGE model), unit vectors.
 The pool is a seeded uniform sample of the CTR view's train rows (official: 10% of the training data). On ml-100k
-that is 8036 rows; the committed generations (``benchmarks/cot_pool.py``, resumable) cover 7812 of them (97%),
-and ``committed_pool`` keeps the rows that have their CoT.
+that is 8036 rows (7904 distinct prompts); the committed generations (``benchmarks/cot_pool.py``, resumable) cover
+all of them, and ``committed_pool`` keeps the rows that have their CoT (all, unless a prompt or setting changes).
 """
 from __future__ import annotations
 
