@@ -120,6 +120,31 @@ def _measured(c: Claim, a: dict) -> str:
     return text
 
 
+STATE_WORDS = {"holds": "the gain's interval lies above 0", "reversed": "the interval lies below 0",
+               "unclear": "the interval includes 0", "pending": "fewer than 3 seeds stored"}
+
+
+def notebook_verdict(paper: str, measure: str, records: list[dict] | None = None) -> str:
+    """The verdict a paper's notebook opens with (markdown): the claim, ``measure`` (what the notebook measures, in
+    words), and the answer with the paired gain per dataset, rendered from ``records`` (default: the store's runs)."""
+    from . import evidence
+
+    c = next((c for c in CLAIMS if c.paper == paper), None)
+    if c is None:
+        raise ValueError(f"no claim for paper {paper!r}; papers: {[c.paper for c in CLAIMS]}")
+    if records is None:
+        records = evidence.runs()
+    a = assess(c, [r for r in records if not r.get("superseded")])
+    per = "; ".join(f"{r['dataset']} {r['gain']:+.4f} [{r['low']:+.4f}, {r['high']:+.4f}] over {r['n']} seeds "
+                    f"({STATE_WORDS[r['state']]})" if r["n"] >= 2 else f"{r['dataset']}: {STATE_WORDS['pending']}"
+                    for r in a["per_dataset"])
+    base = a["per_dataset"][0]["baseline"]
+    what = _measured(c, a).split(":", 1)[0]
+    return (f"**Claim.** {c.claim}.\n\n**What we measure.** {measure}\n\n**Answer: {a['verdict']}.** "
+            f"{c.model} − {base}, {what}, paired by seed (95% t-interval): {per}."
+            + (f" Cost: {a['cost']}." if a["cost"] else ""))
+
+
 def table(records: list[dict] | None = None) -> str:
     """The markdown verdict table from ``records`` (default: the evidence store's runs)."""
     from . import evidence

@@ -127,3 +127,18 @@ def test_cost_growth_draws_one_line_per_model_on_log_axes():
     assert [l.get_label() for l in ax.get_lines()] == ["mf", "sasrec"] and ax.get_xscale() == "log"
     assert len(ax.get_lines()[1].get_xdata()) == 1  # a zero-second row cannot sit on a log axis: left out
     plt.close("all")
+
+
+def test_probe_bars_show_the_gaps_and_keep_the_legend_off_the_bars():
+    from llmrec_lite.explore.alpharec import plot_probe_bars
+
+    recs = [{"label": "minilm (linear)", "metrics": {"recall@20": 0.31}},
+            {"label": "random (linear)", "metrics": {"recall@20": 0.30}}]
+    fig = plot_probe_bars(recs, references={"MF-BPR": 0.35})
+    ax = fig.axes[0]
+    left, right = ax.get_xlim()
+    assert 0.29 < left < 0.30 and right > 0.35          # from 0 the 0.01 gap would be a hair's width
+    assert "axis from" in ax.get_xlabel()
+    anchor = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+    assert anchor.x0 >= 1.0                              # the legend sits beside the axes
+    plt.close(fig)

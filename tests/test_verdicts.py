@@ -99,3 +99,18 @@ def test_gpu_table_puts_each_gpu_run_beside_the_uncontended_cpu_runs_of_its_row(
     store.unlink()
     evidence.write([run("cpu", 1, 500.0, 100)], store)
     assert gpu_table() == "No run on a GPU is stored yet."
+
+
+def test_a_notebooks_verdict_names_the_claim_the_answer_and_each_datasets_interval():
+    one = Claim("P", "nb.ipynb", "Model beats baseline", "m", ("b",), "ndcg@10", ("ml-100k", "amazon-pantry"))
+    old, verdicts.CLAIMS = verdicts.CLAIMS, (one,)
+    try:
+        text = verdicts.notebook_verdict("P", "m against b, 3 seeds.",
+                                         runs({"ml-100k": (0.01, 0.011, 0.012), "amazon-pantry": (0.02, -0.02, 0.001)}))
+        with pytest.raises(ValueError, match="no claim for paper"):
+            verdicts.notebook_verdict("Q", "")
+    finally:
+        verdicts.CLAIMS = old
+    assert text.startswith("**Claim.** Model beats baseline.") and "**Answer: partly.**" in text
+    assert "ml-100k +0.0110 [" in text and "over 3 seeds (the gain's interval lies above 0)" in text
+    assert "amazon-pantry +0.0003 [" in text and "(the interval includes 0)" in text

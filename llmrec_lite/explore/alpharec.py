@@ -51,7 +51,7 @@ def plot_probe_bars(records: list[dict], metric: str = "recall@20", references: 
     dashed vertical lines."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.45 * len(records) + 1.4))
-    labels = [r.get("label", r["model"]) for r in records]
+    labels = [r.get("label") or r["model"] for r in records]
     vals = [r["metrics"][metric] for r in records]
     colors = ["tab:gray" if lab.startswith("random") else "tab:blue" for lab in labels]
     ax.barh(np.arange(len(vals)), vals, color=colors)
@@ -61,9 +61,16 @@ def plot_probe_bars(records: list[dict], metric: str = "recall@20", references: 
         ax.text(x, y, f" {x:.4f}", va="center", fontsize=8)
     for k, (name, v) in enumerate((references or {}).items()):
         ax.axvline(v, ls="--", color=f"C{k + 1}", label=f"{name} {v:.4f}")
-    if references:
-        ax.legend(frameon=False, fontsize=8, loc="lower right")
-    ax.set(xlabel=f"test {metric}", title=title or "linear-mapping probes: is preference in the language space?")
+    if references:  # beside the axes, never over a bar
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # the axis starts near the smallest value: from 0 the gaps between probes would not show
+    shown = vals + list((references or {}).values())
+    lo, hi = min(shown), max(shown)
+    pad = 0.1 * (hi - lo) if hi > lo else 0.05 * abs(hi) + 1e-6
+    left = max(0.0, lo - pad)
+    ax.set_xlim(left, hi + 2.5 * pad)
+    ax.set(xlabel=f"test {metric}" + (f" (axis from {left:.3f})" if left > 0 else ""),
+           title=title or "linear-mapping probes: is preference in the language space?")
     ax.figure.tight_layout()
     return ax.figure
 

@@ -71,12 +71,15 @@ def plot_gate_weights(model, ax=None, bin_items=None):
             raise ValueError(f"give a PAD, or [{len(EXPERTS)}, n_bins] gate weights with bin_items (items per bin)")
         pop = np.asarray(bin_items)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 3.6))
+        _, ax = plt.subplots(figsize=(9, 4.2))
     for k, name in enumerate(EXPERTS):
-        ax.plot(np.arange(w.shape[1]), w[k], marker="o", label=f"{name} expert")
-    ax.set_xticks(np.arange(w.shape[1]), [f"{b}\n({n})" for b, n in enumerate(pop)], fontsize=7)
-    ax.set(xlabel="popularity bin, rare → popular (items in bin)", ylabel="gate weight", ylim=(0, 1),
-           title="which expert scores which items")
-    ax.legend(frameon=False)
+        ax.plot(np.arange(w.shape[1]), w[k], marker="o", lw=2, label=f"{name} expert")
+    ax.set_xticks(np.arange(w.shape[1]), [f"{b}\n({n})" for b, n in enumerate(pop)], fontsize=9)
+    ax.tick_params(axis="y", labelsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_xlabel("popularity bin, rare → popular (items in the bin)", fontsize=10)
+    ax.set_ylabel("gate weight (the three sum to 1)", fontsize=10)
+    ax.set_title("PAD's gate: which expert scores which items", fontsize=11)
+    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the lines
     ax.figure.tight_layout()
     return ax.figure
