@@ -83,7 +83,8 @@ def main() -> None:
     out, base = [], None
     for label, merge, batch, dtype in SETTINGS:
         model = merged if merge else rg.model
-        model = model.to(getattr(torch, dtype))
+        if dtype != "float32":  # a copy: the float32 weights stay as they are (a GGUF-read model has no .float())
+            model = copy.deepcopy(model).to(getattr(torch, dtype))
         texts, n, sec = run_setting(model, rg.tokenizer, prompts, batch, args.tokens)
         base = base or {"texts": texts, "tps": n / sec}
         row = {"setting": label, "rows": len(prompts), "new_tokens": args.tokens, "batch": batch, "dtype": dtype,
@@ -93,7 +94,6 @@ def main() -> None:
         out.append(row)
         print(f"{label:24s} {row['tokens_per_s']:6.1f} tok/s  {row['s_per_row']:5.2f} s/row  x{row['speed_up']:.2f}  "
               f"same text {row['same_text_as_before']:.0%}", flush=True)
-        merged = merged.float() if merge else merged
     evidence.write([evidence.table_row(TABLE, r["setting"], r, f"python benchmarks/cot_throughput.py --rows {args.rows} "
                                                               f"--tokens {args.tokens}", {}, env) for r in out],
                    replace_table=TABLE)
