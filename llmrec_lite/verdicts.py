@@ -102,9 +102,14 @@ def assess(c: Claim, records: list[dict]) -> dict:
     return {"per_dataset": rows, "verdict": verdict, "cost": cost}
 
 
+def _metric_words(c: Claim) -> str:
+    """The claim's metric as a reader reads it: "NDCG@10 on tail items", "AUC"."""
+    what = c.metric.upper() if c.metric == "auc" else c.metric.replace("ndcg", "NDCG").replace("recall", "Recall")
+    return what + (" on tail items" if c.group == "tail_items" else "")
+
+
 def _measured(c: Claim, a: dict) -> str:
-    what = f"{c.metric.upper() if c.metric == 'auc' else c.metric.replace('ndcg', 'NDCG').replace('recall', 'Recall')}"
-    what += " on tail items" if c.group == "tail_items" else ""
+    what = _metric_words(c)
     parts = []
     for r in a["per_dataset"]:
         if r["n"] == 0:
@@ -121,7 +126,7 @@ def _measured(c: Claim, a: dict) -> str:
 
 
 STATE_WORDS = {"holds": "the gain's interval lies above 0", "reversed": "the interval lies below 0",
-               "unclear": "the interval includes 0", "pending": "fewer than 3 seeds stored"}
+               "unclear": "the interval includes 0", "pending": f"fewer than {MIN_SEEDS} seeds stored"}
 
 
 def notebook_verdict(paper: str, measure: str, records: list[dict] | None = None) -> str:
@@ -139,9 +144,8 @@ def notebook_verdict(paper: str, measure: str, records: list[dict] | None = None
                     f"({STATE_WORDS[r['state']]})" if r["n"] >= 2 else f"{r['dataset']}: {STATE_WORDS['pending']}"
                     for r in a["per_dataset"])
     base = a["per_dataset"][0]["baseline"]
-    what = _measured(c, a).split(":", 1)[0]
     return (f"**Claim.** {c.claim}.\n\n**What we measure.** {measure}\n\n**Answer: {a['verdict']}.** "
-            f"{c.model} − {base}, {what}, paired by seed (95% t-interval): {per}."
+            f"{c.model} − {base}, {_metric_words(c)}, paired by seed (95% t-interval): {per}."
             + (f" Cost: {a['cost']}." if a["cost"] else ""))
 
 
