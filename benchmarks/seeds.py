@@ -27,10 +27,9 @@ SEEDS = (2020, 1, 2, 3, 4)
 JOBS = {  # label: (model, overrides)
     "sasrec-bce": ("sasrec", {"loss_type": "bce"}),
     "sasrec-bce-xavier-init": ("sasrec", {"loss_type": "bce", "init": "xavier"}),
-    "sasrec-ce": ("sasrec", {"loss_type": "ce"}),
     "llmesr": ("llmesr", {}),
     "llmesr-alpha0": ("llmesr", {"distill": False}),
-    "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),
+    "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),  # paired with the CE SASRec, label "sasrec" (run.py)
     "pad": ("pad", {}),
     "id-text-concat": ("id-text-concat", {}),
     # Molar's comparison: every row reads DUEG's 20-item window, patience 20, at most 400 epochs (molar's defaults)

@@ -230,7 +230,8 @@ def contrasts(records: list[dict], datasets: list[str] | None = None) -> pd.Data
 
 # paper model (benchmark label) -> the baseline its seeds are paired with (benchmarks/seeds.py)
 SEED_BASELINE = {"llmesr": "sasrec-bce", "llmesr-alpha0": "sasrec-bce", "pad": "sasrec-bce", "id-text-concat": "sasrec-bce",
-                 "llmesr-ce-alpha0": "sasrec-ce", "sasrec-bce-xavier-init": "sasrec-bce",
+                 "llmesr-ce-alpha0": "sasrec",  # the benchmark's SASRec is the CE one
+                 "sasrec-bce-xavier-init": "sasrec-bce",
                  "molar": "molar-sasrec-bce", "molar-early": "molar-sasrec-bce", "molar-content": "molar-sasrec-bce",
                  **{f"llmcf-sasrec{x}": "llmcf-sasrec-backbone" for x in ("", "-random", "-k0", "-nocot", "-user")}}
 

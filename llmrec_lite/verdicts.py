@@ -35,7 +35,7 @@ class Claim:
 
 
 CLAIMS = (
-    Claim("AlphaRec", "01_alpharec.ipynb", "Linearly mapped LM item vectors beat ID-based CF (LightGCN)",
+    Claim("AlphaRec", "01_alpharec.ipynb", "Frozen LM item vectors, mapped without any ID embedding, beat ID-based CF (LightGCN)",
           "alpharec", ("lightgcn",), "recall@20", THREE),
     Claim("LLM-ESR", "02_llm_esr.ipynb", "LLM embeddings lift long-tail items in sequential recommendation",
           "llmesr", ("sasrec-bce",), "ndcg@10", THREE, group="tail_items"),

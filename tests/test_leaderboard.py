@@ -222,3 +222,19 @@ def test_superseded_and_notebook_runs_are_left_out(tmp_path):
                                                  rec("molar", 2, 0.07), rec("pad", 1, 0.2, notebook="03"))], store)
     kept = load_records(store)
     assert [(r["model"], r["seed"]) for r in kept] == [("molar", 2)]
+
+
+def test_llmesr_with_ce_is_paired_with_the_ce_sasrec_not_the_bce_one():
+    """LLM-ESR trained with CE is measured against the SASRec with the same loss (the benchmark's ``sasrec``)."""
+    from llmrec_lite.leaderboard import seed_summary
+
+    recs = [rec("llmesr", s, v, label="llmesr-ce-alpha0", best_valid=v) for s, v in ((1, 0.30), (2, 0.50))]
+    recs += [rec("sasrec", s, v, best_valid=v) for s, v in ((1, 0.20), (2, 0.20))]                 # CE
+    recs += [rec("sasrec", s, 0.90, label="sasrec-bce", best_valid=0.9) for s in (1, 2)]            # BCE: not its pair
+    g = seed_summary(recs)["ml-100k"]["gains"]["llmesr-ce-alpha0"]
+    assert g["baseline"] == "sasrec"
+    # per seed +0.10 and +0.30: mean +0.20; tail items (half of ndcg@10 in rec) +0.05 and +0.15: mean +0.10
+    assert g["all"]["per_seed"] == pytest.approx([0.10, 0.30]) and g["all"]["diff"] == pytest.approx(0.20)
+    assert g["tail_items"]["diff"] == pytest.approx(0.10)
+    # t(1) 95% interval: 0.20 ± 12.706 * std(0.1, 0.3) / sqrt(2) = 0.20 ± 12.706 * 0.1
+    assert g["all"]["low"] == pytest.approx(0.20 - 1.2706, abs=1e-3) and not g["all"]["exceeds_spread"]
