@@ -27,7 +27,10 @@ PAPER_OF = {"alpharec": "AlphaRec", "alpharec-linear": "AlphaRec", "alpharec-lin
             "llmesr": "LLM-ESR", "llmesr-alpha0": "LLM-ESR (no distillation)", "llmesr-ce-alpha0": "LLM-ESR (CE, no distillation)",
             "llmesr-alpha0-smollm2": "LLM-ESR (SmolLM2 vectors)", "pad": "PAD", "id-text-concat": "PAD's baseline",
             "molar": "Molar", "molar-content": "Molar (content only)",
-            "molar-early": "Molar (early fusion)", "bahe": "BAHE", "llmcf-sasrec": "LLM-CF", "llmcf-din": "LLM-CF"}
+            "molar-early": "Molar (early fusion)", "bahe": "BAHE", "bahe-paper": "BAHE",
+            "bahe-s": "BAHE (+ sink input S)", "bahe-s-random": "BAHE (+ S, random control)",
+            "bahe-token-skip": "BAHE's baseline (token level)", "bahe-token-mean": "BAHE's baseline (token level, mean)",
+            "llmcf-sasrec": "LLM-CF", "llmcf-din": "LLM-CF"}
 
 # The reading notes' comparison (their last section), one row per paper, with where this project's compact
 # version runs its language model. "LLM calls per served request" counts forward passes of LLM layers made to

@@ -118,14 +118,22 @@ def test_atlas_marks_an_items_neighbours_in_both_spaces():
     plt.close("all")
 
 
-def test_cost_growth_draws_one_line_per_model_on_log_axes():
+def test_cost_growth_fits_a_line_per_model_and_never_joins_datasets():
+    import numpy as np
     from llmrec_lite.explore.side_by_side import plot_cost_growth
 
     rows = pd.DataFrame({"model": ["mf", "mf", "sasrec", "sasrec"], "dataset": ["a", "b", "a", "b"],
                          "interactions": [1e5, 1e6, 1e5, 1e6], "s/epoch": [0.1, 1.0, 10.0, 0.0]})
     ax = plot_cost_growth(rows, reference={"RecBole SASRec": (1e5, 181.0)}).axes[0]
-    assert [l.get_label() for l in ax.get_lines()] == ["mf", "sasrec"] and ax.get_xscale() == "log"
-    assert len(ax.get_lines()[1].get_xdata()) == 1  # a zero-second row cannot sit on a log axis: left out
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    # mf: 0.1 s at 1e5 and 1.0 s at 1e6, so the fitted log-log slope is exactly 1 (the only drawn line);
+    # sasrec keeps one point (a zero-second row cannot sit on a log axis) and gets no line
+    (line,) = ax.get_lines()
+    assert line.get_linestyle() == "--" and np.allclose(line.get_ydata(), [0.1, 1.0])
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["mf (slope 1.00)", "sasrec", "a", "b"]
+    points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert points == 3 + 1   # three timed points and the reference cross, each a marker, none joined
     plt.close("all")
 
 

@@ -134,21 +134,36 @@ def atlas_widget(spaces, maps, labels, titles, reference: str, items=None):
 
 
 def plot_cost_growth(rows: pd.DataFrame, reference: dict | None = None, ax=None):
-    """Seconds per training epoch against train interactions, one line per model, log-log. ``rows``: columns model,
-    dataset, interactions, s/epoch. ``reference``: {label: (interactions, s/epoch)} points drawn as crosses
-    (e.g. RecBole's SASRec measured here)."""
+    """Seconds per training epoch against train interactions, log-log: one colour per model, one marker per dataset,
+    and per model the least-squares line through its points (its slope in the legend). The datasets differ in more
+    than size, so points are not joined. ``rows``: columns model, dataset, interactions, s/epoch. ``reference``:
+    {label: (interactions, s/epoch)} points drawn as crosses (e.g. RecBole's SASRec measured here)."""
+    import numpy as np
+    from matplotlib.lines import Line2D
+
     if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4.2))
-    for model, part in rows.sort_values("interactions").groupby("model", sort=False):
-        part = part[part["s/epoch"] > 0]
-        if part.empty:
-            continue
-        ax.plot(part["interactions"], part["s/epoch"], marker="o", label=model)
+        _, ax = plt.subplots(figsize=(7.5, 4.6))
+    rows = rows[rows["s/epoch"] > 0]
+    markers = dict(zip(sorted(rows["dataset"].unique()), "osD^vP"))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
+    for k, (model, part) in enumerate(rows.sort_values("interactions").groupby("model", sort=True)):
+        c = colours[k % len(colours)]
+        for ds, p in part.groupby("dataset"):
+            ax.scatter(p["interactions"], p["s/epoch"], marker=markers[ds], color=c, s=36, zorder=3)
+        label = model
+        if part["interactions"].nunique() > 1:
+            slope, icpt = np.polyfit(np.log(part["interactions"]), np.log(part["s/epoch"]), 1)
+            x = np.array([part["interactions"].min(), part["interactions"].max()])
+            ax.plot(x, np.exp(icpt) * x ** slope, color=c, ls="--", lw=1)
+            label = f"{model} (slope {slope:.2f})"
+        handles.append(Line2D([], [], color=c, ls="--", marker="o", label=label))
+    handles += [Line2D([], [], color="grey", ls="", marker=m, label=ds) for ds, m in markers.items()]
     for name, (n, s) in (reference or {}).items():
         ax.scatter([n], [s], marker="x", s=60, c="black", zorder=5)
-        ax.annotate(name, (n, s), textcoords="offset points", xytext=(5, 3), fontsize=7)
+        ax.annotate(name, (n, s), textcoords="offset points", xytext=(5, 3), fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel="interactions in the dataset", ylabel="seconds per training epoch",
-           title="cost growth (2 CPU threads; one epoch = one pass over the train data)")
-    ax.legend(fontsize=7, frameon=False, ncol=2)
+           title="Cost growth on 2 CPU threads: one epoch = one pass over the train data")
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.figure.tight_layout()
     return ax.figure
