@@ -29,7 +29,8 @@ JOBS = {  # label: (model, overrides)
     "sasrec-bce-xavier-init": ("sasrec", {"loss_type": "bce", "init": "xavier"}),
     "llmesr": ("llmesr", {}),
     "llmesr-alpha0": ("llmesr", {"distill": False}),
-    "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),  # paired with the CE SASRec, label "sasrec" (run.py)
+    "sasrec": ("sasrec", {"loss_type": "ce"}),  # the CE SASRec, the label benchmarks/run.py gives it too
+    "llmesr-ce-alpha0": ("llmesr", {"distill": False, "loss_type": "ce"}),  # paired with "sasrec" (the same loss)
     "pad": ("pad", {}),
     "id-text-concat": ("id-text-concat", {}),
     # Molar's comparison: every row reads DUEG's 20-item window, patience 20, at most 400 epochs (molar's defaults)
