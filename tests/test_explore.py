@@ -120,10 +120,13 @@ def test_atlas_marks_an_items_neighbours_in_both_spaces():
 
 def test_cost_growth_fits_a_line_per_model_and_never_joins_datasets():
     import numpy as np
-    from llmrec_lite.explore.side_by_side import plot_cost_growth
+    from llmrec_lite.explore.side_by_side import cost_fits, plot_cost_growth
 
     rows = pd.DataFrame({"model": ["mf", "mf", "sasrec", "sasrec"], "dataset": ["a", "b", "a", "b"],
                          "interactions": [1e5, 1e6, 1e5, 1e6], "s/epoch": [0.1, 1.0, 10.0, 0.0]})
+    # log 0.1 = 1 * log 1e5 + b  ->  b = log 1e-6; sasrec has one timed size: no fit
+    fits = cost_fits(rows)
+    assert list(fits) == ["mf"] and np.allclose(fits["mf"], (1.0, np.log(1e-6)))
     ax = plot_cost_growth(rows, reference={"RecBole SASRec": (1e5, 181.0)}).axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     # mf: 0.1 s at 1e5 and 1.0 s at 1e6, so the fitted log-log slope is exactly 1 (the only drawn line);

@@ -133,17 +133,25 @@ def atlas_widget(spaces, maps, labels, titles, reference: str, items=None):
                     item=w.Dropdown(options=[(titles[i][:60], i) for i in items], value=items[0]))
 
 
+def cost_fits(rows: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Per model with two or more dataset sizes, the least-squares line of log s/epoch on log interactions:
+    {model: (slope, intercept)}; a slope of 1 is linear growth. Rows with 0 s/epoch are left out."""
+    rows = rows[rows["s/epoch"] > 0]
+    return {model: tuple(float(v) for v in np.polyfit(np.log(part["interactions"]), np.log(part["s/epoch"]), 1))
+            for model, part in rows.groupby("model") if part["interactions"].nunique() > 1}
+
+
 def plot_cost_growth(rows: pd.DataFrame, reference: dict | None = None, ax=None):
     """Seconds per training epoch against train interactions, log-log: one colour per model, one marker per dataset,
     and per model the least-squares line through its points (its slope in the legend). The datasets differ in more
     than size, so points are not joined. ``rows``: columns model, dataset, interactions, s/epoch. ``reference``:
     {label: (interactions, s/epoch)} points drawn as crosses (e.g. RecBole's SASRec measured here)."""
-    import numpy as np
     from matplotlib.lines import Line2D
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 4.6))
     rows = rows[rows["s/epoch"] > 0]
+    fits = cost_fits(rows)
     markers = dict(zip(sorted(rows["dataset"].unique()), "osD^vP"))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     handles = []
@@ -152,8 +160,8 @@ def plot_cost_growth(rows: pd.DataFrame, reference: dict | None = None, ax=None)
         for ds, p in part.groupby("dataset"):
             ax.scatter(p["interactions"], p["s/epoch"], marker=markers[ds], color=c, s=36, zorder=3)
         label = model
-        if part["interactions"].nunique() > 1:
-            slope, icpt = np.polyfit(np.log(part["interactions"]), np.log(part["s/epoch"]), 1)
+        if model in fits:
+            slope, icpt = fits[model]
             x = np.array([part["interactions"].min(), part["interactions"].max()])
             ax.plot(x, np.exp(icpt) * x ** slope, color=c, ls="--", lw=1)
             label = f"{model} (slope {slope:.2f})"
